@@ -1,0 +1,39 @@
+# anila: the two set-up commands of the README.
+#   make demo   trains AniLA and Langevin EBMs on the rings toy and compares them (< 5 min on 2 CPU cores)
+#   make test   runs the test suite
+# Both create .venv and install into it unless a virtual environment is already active.
+
+PYTHON ?= python3
+ifdef VIRTUAL_ENV
+  PY := python
+else
+  PY := .venv/bin/python
+endif
+# The CPU build of torch, pinned so that pip never pulls CUDA packages; pyproject accepts any torch >= 2.2.
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)/.anila-installed
+
+.PHONY: demo test install lint clean
+
+$(PY):
+	$(PYTHON) -m venv .venv
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m anila demo configs/demo_rings_anila.toml configs/demo_rings_langevin.toml --out runs/demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check src tests
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from anila.cli import main
+
+sys.exit(main())

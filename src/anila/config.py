@@ -1,0 +1,250 @@
+"""Typed, validated run configs from TOML (parsed, never evaluated), with ``--set`` overrides.
+
+A config has six sections; each maps onto one library object, whose constructor is the schema:
+
+    [data]     name = one of the toy data sets            -> anila.data.toy_dataset(name)
+    [model]    name = "mlp" + MLPEnergy's arguments       -> the energy (``dim`` comes from the data)
+    [sampler]  name = langevin | anila | mala | metropolis_anila | hmc + that sampler's fields
+    [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
+    [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
+    [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
+
+Unknown sections or keys, wrong types and out-of-range values raise :class:`ConfigError` with a one-line
+message naming ``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
+default filled in) that a run writes to ``config.toml`` and that reproduces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from anila.chains.init import ChainInit
+from anila.data.toy import TOY_DATASETS
+from anila.energies.networks import MLPEnergy
+from anila.errors import ConfigError
+from anila.samplers import SAMPLERS
+from anila.train.loop import TrainSettings
+
+ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy}
+DERIVED_MODEL_KEYS = ("dim",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``[data]`` section: which data set to train on."""
+
+    name: str = "rings"
+
+    def __post_init__(self) -> None:
+        if self.name not in TOY_DATASETS:
+            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS)}; got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The ``[eval]`` section: end-of-run figures and grid metrics.
+
+    ``grid_resolution``: cells per axis of the density grid; ``num_samples``: chains drawn for the sample
+    figure (from fresh chain-init noise with the training sampler and ``num_steps``); ``bound``: half-width
+    of the square plotted and integrated over (default: the data set's own).
+    """
+
+    grid_resolution: int = 256
+    num_samples: int = 2000
+    bound: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.grid_resolution < 2 or self.num_samples < 1:
+            raise ValueError("grid_resolution must be >= 2 and num_samples >= 1")
+        if self.bound is not None and not self.bound > 0:
+            raise ValueError(f"bound must be > 0, got {self.bound}")
+
+
+SECTIONS = ("data", "model", "sampler", "chains", "train", "eval")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration; build one with :func:`load_config` or :func:`config_from_dict`."""
+
+    data: DataConfig
+    model: dict[str, Any]
+    sampler: Any
+    chains: ChainInit
+    train: TrainSettings
+    eval: EvalConfig
+
+    def build_energy(self, dim: int) -> nn.Module:
+        kwargs = {k: v for k, v in self.model.items() if k != "name"}
+        return ENERGIES[self.model["name"]](dim=dim, **kwargs)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        sampler_name = next(name for name, cls in SAMPLERS.items() if type(self.sampler) is cls)
+        return {
+            "data": _fields(self.data),
+            "model": dict(self.model),
+            "sampler": {"name": sampler_name, **_fields(self.sampler)},
+            "chains": _fields(self.chains),
+            "train": _fields(self.train),
+            "eval": _fields(self.eval),
+        }
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is not None:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Return ``value`` converted to ``hint`` or raise ``TypeError``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                pass
+        raise TypeError
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise TypeError
+        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    raise TypeError  # not settable from a config (e.g. a tensor)
+
+
+def _parameters(cls: type) -> dict[str, Any]:
+    """Constructor parameters and their types (dataclass fields or ``__init__`` arguments)."""
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls.__init__)
+    params = inspect.signature(cls.__init__).parameters
+    return {name: hints.get(name, Any) for name in params if name != "self"}
+
+
+def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict:
+    params = {k: v for k, v in _parameters(cls).items() if k not in exclude}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in params:
+            raise ConfigError(f"{section}.{key}: unknown key; valid keys: {', '.join(['name', *params])}"
+                              if section in ("model", "sampler") else
+                              f"{section}.{key}: unknown key; valid keys: {', '.join(params)}")
+        try:
+            kwargs[key] = _coerce(value, params[key])
+        except TypeError:
+            raise ConfigError(f"{section}.{key}: expected {_type_name(params[key])}, got {value!r}") from None
+    return kwargs
+
+
+def _construct(section: str, cls: type, kwargs: dict[str, Any], **extra: Any) -> Any:
+    try:
+        return cls(**kwargs, **extra)
+    except ValueError as exc:
+        raise ConfigError(f"{section}.{exc}") from None
+
+
+def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> tuple[str, type, dict]:
+    values = dict(values)
+    name = values.pop("name", None)
+    if name not in registry:
+        raise ConfigError(f"{section}.name: must be one of {', '.join(registry)}; got {name!r}")
+    return name, registry[name], values
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a parsed config (``{section: {key: value}}``) and build its objects."""
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section; valid sections: {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a [{key}] table, got {value!r}")
+    sections = {name: raw.get(name, {}) for name in SECTIONS}
+
+    data = _construct("data", DataConfig, _checked_kwargs("data", DataConfig, sections["data"]))
+
+    model_name, model_cls, model_values = _named("model", {"name": "mlp", **sections["model"]}, ENERGIES)
+    model_kwargs = _checked_kwargs("model", model_cls, model_values, exclude=DERIVED_MODEL_KEYS)
+    _construct("model", model_cls, model_kwargs, dim=2)  # validate ranges now, not mid-run
+    defaults = {k: p.default for k, p in inspect.signature(model_cls).parameters.items()
+                if k not in DERIVED_MODEL_KEYS and p.default is not inspect.Parameter.empty}
+    model = {"name": model_name, **defaults, **model_kwargs}
+
+    _, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **sections["sampler"]}, SAMPLERS)
+    sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
+
+    chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
+    train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
+    eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
+    return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"section.key=value"`` -> ``(section, key, value)``; the value is read as TOML, else as a string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set train.lr=1e-3")
+    dotted, raw_value = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw_value}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()
+    return section, key, value
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML config, apply ``section.key=value`` overrides, validate and build it."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for text in overrides:
+        section, key, value = parse_override(text)
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {text!r}: {section} is not a section")
+        table[key] = value
+    return config_from_dict(raw)

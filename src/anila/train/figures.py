@@ -1,0 +1,43 @@
+"""End-of-run figures for 2-D models (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def plot_samples(data: Tensor, samples: Tensor, bound: float, path: Path, title: str = "") -> Path:
+    """Side-by-side scatter of data and model samples, both ``(n, 2)``."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
+    for ax, points, name in ((axes[0], data, "data"), (axes[1], samples, "samples")):
+        pts = points.detach().cpu().numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, linewidths=0)
+        ax.set(xlim=(-bound, bound), ylim=(-bound, bound), aspect="equal", title=name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_densities(log_model: Tensor, log_true: Tensor | None, bound: float, path: Path, title: str = "") -> Path:
+    """Learned density ``exp(-E)`` normalised on the grid, beside the true one when known; ``(R, R)`` each."""
+    panels = [("learned exp(-E)", log_model)] + ([("true density", log_true)] if log_true is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, (name, log_p) in zip(axes[0], panels, strict=True):
+        ax.imshow(np.exp(log_p.detach().cpu().numpy()), origin="lower", extent=(-bound, bound, -bound, bound),
+                  cmap="viridis")
+        ax.set(title=name, aspect="equal")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

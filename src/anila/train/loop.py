@@ -1,0 +1,142 @@
+"""The MCMC training loop (AniLA Algorithm 1; tutorial seed section 3).
+
+For each iteration: draw a data batch ``x⁺``, start chains (:class:`~anila.chains.ChainInit`), run
+``num_steps`` sampler transitions to get ``x⁻``, take an Adam step on the contrastive divergence loss
+``mean E(x⁺) - mean E(x⁻)`` (+ ``l2_reg`` · mean(E⁺² + E⁻²)). The loop is library code: it takes objects,
+not a config, and reports through callbacks (the run layer writes files from them).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from anila.chains.init import ChainInit, ReplayBuffer
+from anila.errors import TrainingDiverged
+from anila.objectives.contrastive import contrastive_divergence
+from anila.samplers.base import Sampler
+from anila.samplers.runner import run_chains
+
+DataSampler = Callable[[int, torch.Generator], Tensor]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyperparameters of the loop (the ``[train]`` config section).
+
+    ``iterations`` parameter updates with Adam(``lr``, ``(beta1, beta2)``) on batches of ``batch_size``
+    data points and as many chains; ``num_steps`` (K) sampler transitions per iteration; a log record
+    every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end).
+    """
+
+    iterations: int = 1000
+    batch_size: int = 100
+    num_steps: int = 100
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    l2_reg: float = 0.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_steps < 0 or self.checkpoint_every < 0:
+            raise ValueError("num_steps and checkpoint_every must be >= 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("beta1 and beta2 must be in [0, 1)")
+        if self.l2_reg < 0:
+            raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
+
+
+@dataclass
+class TrainState:
+    """Everything the loop mutates, owned by the caller: model, optimizer, buffer, generator, iteration."""
+
+    energy: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    buffer: ReplayBuffer | None
+    iteration: int = 0
+
+
+def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainInit,
+                     event_shape: tuple[int, ...]) -> TrainState:
+    """Move ``energy`` to the device and build Adam, the seeded generator and the chain buffer."""
+    device = torch.device(settings.device)
+    energy.to(device)
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    optimizer = torch.optim.Adam(energy.parameters(), lr=settings.lr, betas=(settings.beta1, settings.beta2))
+    dtype = next(energy.parameters()).dtype
+    buffer = chains.make_buffer(settings.batch_size, event_shape, generator=generator, device=device, dtype=dtype)
+    return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer)
+
+
+def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
+               *, collect_info: bool = False) -> dict[str, Tensor]:
+    """One iteration of Algorithm 1; returns detached scalar metrics (no host synchronisation here)."""
+    x0, indices = chains.initial(x_pos, state.buffer, state.generator)
+    result = run_chains(sampler, state.energy, x0, settings.num_steps, generator=state.generator,
+                        record_info=collect_info)
+    x_neg = result.x.detach()
+    if state.buffer is not None:
+        state.buffer.push(x_neg, indices)
+    loss, metrics = contrastive_divergence(state.energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"training diverged at iteration {state.iteration + 1}: the loss is {loss.item()}; "
+            "lower train.lr or sampler.step_size, or set train.l2_reg > 0"
+        )
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    state.iteration += 1
+    metrics["loss"] = loss.detach()
+    for key, values in result.info.items():
+        name = {"accept_prob": "accept_rate"}.get(key, key)
+        metrics[name] = values.mean()
+    return metrics
+
+
+def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
+          *, on_log: Callable[[dict[str, float]], None] | None = None,
+          on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True) -> TrainState:
+    """Run ``settings.iterations - state.iteration`` iterations.
+
+    ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
+    receives ``{"iteration", "loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", ...,
+    "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
+    ``checkpoint_every`` iterations and at the end.
+    """
+    start = time.perf_counter()
+    bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
+               dynamic_ncols=True)
+    while state.iteration < settings.iterations:
+        log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
+        x_pos = data(settings.batch_size, state.generator)
+        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now)
+        bar.update(1)
+        if log_now:
+            record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},
+                      "wall_time": time.perf_counter() - start}
+            bar.set_postfix(loss=f"{record['loss']:.3g}", gap=f"{record['energy_gap']:.3g}")
+            if on_log is not None:
+                on_log(record)
+        every = settings.checkpoint_every
+        if on_checkpoint is not None and (state.iteration == settings.iterations
+                                          or (every and state.iteration % every == 0)):
+            on_checkpoint(state)
+    bar.close()
+    return state

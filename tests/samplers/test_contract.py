@@ -1,0 +1,129 @@
+"""The contract every sampler keeps: one step signature, frozen inspectable hyperparameters, shapes, dtype
+and device kept, the generator fully determines the chain, no gradient left on the energy's parameters,
+and an optional differentiable last step."""
+
+import dataclasses
+import inspect
+
+import pytest
+import torch
+
+from anila.energies import MLPEnergy
+from anila.samplers import SAMPLERS, ChainState, run_chains, sample_chains
+
+SETTINGS = {
+    "langevin": dict(step_size=0.01),
+    "anila": dict(step_size=0.5, threshold=0.1, noise_scale=0.3),
+    "mala": dict(step_size=0.01),
+    "metropolis_anila": dict(step_size=0.5, threshold=0.1),
+    "hmc": dict(step_size=0.05, num_leapfrog_steps=3),
+}
+ALL = [SAMPLERS[name](**kwargs) for name, kwargs in SETTINGS.items()]
+IDS = list(SETTINGS)
+
+
+class ConvEnergy(torch.nn.Module):
+    """A small image energy, to check the contract on (batch, C, H, W) states."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.nn.functional.softplus(self.conv(x)).flatten(1).sum(1)
+
+
+def test_every_sampler_is_registered_with_tests():
+    assert set(SAMPLERS) == set(SETTINGS)
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_step_signature_and_frozen_hyperparameters(sampler):
+    params = inspect.signature(sampler.step).parameters
+    assert list(params)[:3] == ["energy", "state", "generator"]
+    assert params["generator"].default is None
+    assert {"create_graph", "collect_info"} <= set(params)
+    assert dataclasses.is_dataclass(sampler)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sampler.step_size = 1.0
+    assert "step_size=" in repr(sampler)
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("image", [False, True], ids=["points", "images"])
+def test_shapes_dtype_and_determinism(sampler, dtype, image):
+    torch.manual_seed(0)
+    energy = (ConvEnergy() if image else MLPEnergy(dim=2, width=16, depth=2)).to(dtype)
+    x0 = torch.randn((5, 3, 4, 4) if image else (7, 2), dtype=dtype)
+    out = sample_chains(sampler, energy, x0, 5, generator=torch.Generator().manual_seed(1))
+    again = sample_chains(sampler, energy, x0, 5, generator=torch.Generator().manual_seed(1))
+    other = sample_chains(sampler, energy, x0, 5, generator=torch.Generator().manual_seed(2))
+    assert out.shape == x0.shape and out.dtype == dtype and out.device == x0.device
+    assert torch.isfinite(out).all()
+    assert torch.equal(out, again)
+    assert not torch.equal(out, other)
+    assert not torch.equal(out, x0)
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_no_gradient_reaches_parameters_and_output_is_detached(sampler):
+    energy = MLPEnergy(dim=2, width=16, depth=2)
+    x = sample_chains(sampler, energy, torch.randn(6, 2), 4, generator=torch.Generator().manual_seed(0))
+    assert all(p.grad is None for p in energy.parameters())
+    assert not x.requires_grad
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_differentiable_last_step_reaches_parameters(sampler):
+    energy = MLPEnergy(dim=2, width=16, depth=2)
+    x = sample_chains(sampler, energy, torch.randn(6, 2), 4, generator=torch.Generator().manual_seed(0),
+                      differentiable_last_step=True)
+    assert x.requires_grad
+    x.pow(2).sum().backward()
+    # The read-out bias does not enter ∇x E, so only weights are checked: the first layer's must move.
+    first = energy.net[0].weight.grad
+    assert first is not None and first.abs().sum() > 0
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_run_chains_records_trajectory_info_and_continues(sampler):
+    energy = MLPEnergy(dim=2, width=16, depth=2)
+    x0 = torch.randn(6, 2)
+    full = run_chains(sampler, energy, x0, 6, generator=torch.Generator().manual_seed(0), record_trajectory=True,
+                      thin=2, record_info=True)
+    assert full.trajectory.shape == (4, 6, 2) and torch.equal(full.trajectory[0], x0)
+    assert torch.equal(full.trajectory[-1], full.x)
+    assert all(v.shape == (6, 6) for v in full.info.values()) and "grad_norm" in full.info
+    if sampler.__class__.__name__ in ("MALA", "MetropolisAniLA", "HMC"):
+        assert ((full.info["accept_prob"] >= 0) & (full.info["accept_prob"] <= 1)).all()
+    # Continuing from the returned state equals one longer run (same generator stream).
+    g = torch.Generator().manual_seed(0)
+    half = run_chains(sampler, energy, x0, 3, generator=g)
+    rest = run_chains(sampler, energy, half.state, 3, generator=g)
+    assert torch.allclose(rest.x, full.x, atol=1e-6)
+    assert isinstance(rest.state, ChainState)
+
+
+@pytest.mark.parametrize("name,kwargs,match", [
+    ("langevin", dict(step_size=-1.0), "step_size"),
+    ("langevin", dict(noise_scale=-0.1), "noise_scale"),
+    ("langevin", dict(clamp=(1.0, -1.0)), "clamp"),
+    ("mala", dict(clamp=(-1.0, 1.0)), "clamp"),
+    ("anila", dict(threshold=0.0), "threshold"),
+    ("anila", dict(granularity="row"), "granularity"),
+    ("anila", dict(gamma_update="sometimes"), "gamma_update"),
+    ("anila", dict(noise_scaling="cube"), "noise_scaling"),
+    ("hmc", dict(num_leapfrog_steps=0), "num_leapfrog_steps"),
+    ("hmc", dict(mass=-1.0), "mass"),
+])
+def test_invalid_hyperparameters_raise_clear_errors(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SAMPLERS[name](**kwargs)
+
+
+def test_state_clamp_keeps_chains_in_the_box():
+    energy = MLPEnergy(dim=2, width=16, depth=2)
+    x = sample_chains(SAMPLERS["langevin"](step_size=1.0, clamp=(-1.0, 1.0)), energy, 3 * torch.randn(50, 2), 3,
+                      generator=torch.Generator().manual_seed(0))
+    assert x.abs().max() <= 1.0

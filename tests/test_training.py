@@ -1,0 +1,119 @@
+"""The training loop and its parts: the CD loss moves the model the right way, training on a Gaussian target
+lowers the grid KL by a clear margin, chain initialisation strategies and their buffers behave."""
+
+import pytest
+import torch
+
+from anila.chains import ChainInit, NoiseInit, PersistentChains, ReplayBuffer
+from anila.energies import Gaussian, MLPEnergy
+from anila.errors import TrainingDiverged
+from anila.metrics import energy_grid_divergences
+from anila.objectives import contrastive_divergence
+from anila.samplers import MALA, Langevin
+from anila.train import TrainSettings, make_train_state, train, train_step
+
+
+def test_contrastive_divergence_lowers_data_energy_relative_to_samples():
+    torch.manual_seed(0)
+    energy = MLPEnergy(dim=2, width=16, depth=2)
+    x_pos, x_neg = torch.randn(64, 2) + 2, torch.randn(64, 2) - 2
+    optimizer = torch.optim.SGD(energy.parameters(), lr=1e-2)
+    _, before = contrastive_divergence(energy, x_pos, x_neg)
+    for _ in range(5):
+        loss, _ = contrastive_divergence(energy, x_pos, x_neg)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    _, after = contrastive_divergence(energy, x_pos, x_neg)
+    assert after["energy_gap"] < before["energy_gap"] - 0.1
+
+
+def test_contrastive_divergence_l2_term_and_detached_negatives():
+    energy = MLPEnergy(dim=2, width=8, depth=1)
+    x_neg = torch.randn(8, 2, requires_grad=True)
+    loss, metrics = contrastive_divergence(energy, torch.randn(8, 2), x_neg, l2_reg=0.5)
+    loss.backward()
+    assert x_neg.grad is None  # negatives are constants of the loss
+    plain, _ = contrastive_divergence(energy, torch.randn(8, 2), torch.randn(8, 2))
+    assert set(metrics) == {"energy_pos", "energy_neg", "energy_gap"}
+    assert torch.isfinite(plain)
+
+
+def test_training_on_a_gaussian_target_lowers_grid_kl():
+    torch.manual_seed(0)
+    target = Gaussian(torch.tensor([1.0, -0.5]), torch.tensor([[0.5, 0.2], [0.2, 0.3]]))
+    energy = MLPEnergy(dim=2, width=32, depth=2)
+    settings = TrainSettings(iterations=300, batch_size=128, num_steps=20, lr=3e-3, log_every=100, seed=0)
+    chains = ChainInit(init="noise", scale=1.5)
+    state = make_train_state(energy, settings, chains, (2,))
+    kl_before = energy_grid_divergences(energy, target.log_prob, 4.0, 128)["kl_true_model"]
+    records = []
+    train(state, MALA(step_size=0.05), chains, lambda n, g: target.sample(n, generator=g), settings,
+          on_log=records.append, progress=False)
+    kl_after = energy_grid_divergences(energy, target.log_prob, 4.0, 128)["kl_true_model"]
+    assert [r["iteration"] for r in records] == [100, 200, 300]
+    assert {"loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", "accept_rate", "wall_time"} <= set(
+        records[-1])
+    assert kl_after < 0.25 * kl_before and kl_after < 0.15, (kl_before, kl_after)
+
+
+def test_non_finite_loss_stops_before_the_update():
+    class Exploding(MLPEnergy):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    energy = Exploding(dim=2, width=4, depth=1)
+    settings = TrainSettings(iterations=1, batch_size=4, num_steps=1)
+    state = make_train_state(energy, settings, ChainInit(), (2,))
+    before = [p.clone() for p in energy.parameters()]
+    with pytest.raises(TrainingDiverged, match="iteration 1"):
+        train_step(state, Langevin(), ChainInit(), torch.randn(4, 2), settings)
+    assert all(torch.equal(a, b) for a, b in zip(before, energy.parameters(), strict=True))
+
+
+def test_noise_init_distributions():
+    g = torch.Generator().manual_seed(0)
+    gauss = NoiseInit("gaussian", scale=2.0).sample(100_000, (2,), generator=g)
+    assert abs(gauss.std().item() - 2.0) < 0.02
+    box = NoiseInit("uniform", low=-1.0, high=3.0).sample(100_000, (2,), generator=g)
+    assert box.min() >= -1.0 and box.max() <= 3.0 and abs(box.mean().item() - 1.0) < 0.02
+
+
+def test_replay_buffer_reinitialises_the_stated_fraction_and_stores_pushes():
+    g = torch.Generator().manual_seed(0)
+    buffer = ReplayBuffer(1000, (2,), NoiseInit(), reinit_fraction=0.2, generator=g)
+    buffer.chains.fill_(7.0)  # stored states are recognisable
+    fresh = 0
+    for _ in range(50):
+        x0, idx = buffer.sample(100, generator=g)
+        assert len(set(idx.tolist())) == 100  # drawn without replacement
+        fresh += (x0[:, 0] != 7.0).sum().item()
+        buffer.push(torch.full_like(x0, 7.0), idx)
+    # 5000 Bernoulli(0.2) draws: sd = sqrt(5000 * 0.2 * 0.8) ≈ 28.3; allow 4 sd.
+    assert abs(fresh - 1000) < 4 * 28.3
+    state = buffer.state_dict()
+    other = ReplayBuffer(1000, (2,), NoiseInit())
+    other.load_state_dict(state)
+    assert torch.equal(other.chains, buffer.chains)
+
+
+def test_persistent_chains_continue_every_chain():
+    chains = PersistentChains(8, (2,), NoiseInit())
+    x0, idx = chains.sample(8)
+    chains.push(x0 + 1, idx)
+    x1, _ = chains.sample(8)
+    assert torch.equal(x1, x0 + 1)
+    with pytest.raises(ValueError, match="persistent"):
+        chains.sample(4)
+
+
+@pytest.mark.parametrize("init", ["noise", "data", "persistent", "replay"])
+def test_every_chain_init_strategy_trains(init):
+    torch.manual_seed(0)
+    energy = MLPEnergy(dim=2, width=8, depth=1)
+    settings = TrainSettings(iterations=3, batch_size=16, num_steps=2, log_every=1)
+    chains = ChainInit(init=init, buffer_size=64)
+    state = make_train_state(energy, settings, chains, (2,))
+    assert (state.buffer is not None) == (init in ("persistent", "replay"))
+    train(state, Langevin(), chains, lambda n, g: torch.randn(n, 2, generator=g), settings, progress=False)
+    assert state.iteration == 3

@@ -18,6 +18,14 @@ from torch import Tensor, nn
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _as_float(value, dtype: torch.dtype | None = None) -> Tensor:
+    """A float tensor: ``dtype`` if given, else the input's own float dtype, else the default dtype."""
+    t = torch.as_tensor(value)
+    if dtype is not None:
+        return t.to(dtype)
+    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+
+
 class AnalyticEnergy(nn.Module):
     """Base for energies whose normaliser is known: ``log_prob(x) = -E(x) - log_z``."""
 
@@ -47,8 +55,8 @@ class Gaussian(AnalyticEnergy):
 
     def __init__(self, mean: Tensor, covariance: Tensor):
         super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.get_default_dtype())
-        covariance = torch.as_tensor(covariance, dtype=mean.dtype)
+        mean = _as_float(mean)
+        covariance = _as_float(covariance, mean.dtype)
         d = mean.shape[-1]
         if mean.dim() != 1 or covariance.shape != (d, d):
             raise ValueError(f"mean must be (d,) and covariance (d, d); got {tuple(mean.shape)}, "
@@ -67,13 +75,13 @@ class Gaussian(AnalyticEnergy):
 
     @classmethod
     def isotropic(cls, dim: int, std: float = 1.0, mean: Tensor | None = None) -> Gaussian:
-        mean = torch.zeros(dim) if mean is None else torch.as_tensor(mean, dtype=torch.get_default_dtype())
+        mean = torch.zeros(dim) if mean is None else _as_float(mean)
         return cls(mean, std**2 * torch.eye(dim))
 
     @classmethod
     def diagonal(cls, stds: Sequence[float], mean: Tensor | None = None) -> Gaussian:
-        stds = torch.as_tensor(stds, dtype=torch.get_default_dtype())
-        mean = torch.zeros_like(stds) if mean is None else torch.as_tensor(mean, dtype=stds.dtype)
+        stds = _as_float(stds)
+        mean = torch.zeros_like(stds) if mean is None else _as_float(mean, stds.dtype)
         return cls(mean, torch.diag(stds**2))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -96,12 +104,12 @@ class GaussianMixture(AnalyticEnergy):
 
     def __init__(self, means: Tensor, stds: float | Tensor = 1.0, weights: Tensor | None = None):
         super().__init__()
-        means = torch.as_tensor(means, dtype=torch.get_default_dtype())
+        means = _as_float(means)
         if means.dim() != 2:
             raise ValueError(f"means must be (K, d), got {tuple(means.shape)}")
         k, d = means.shape
-        stds = torch.as_tensor(stds, dtype=means.dtype)
-        weights = torch.full((k,), 1.0 / k) if weights is None else torch.as_tensor(weights, dtype=means.dtype)
+        stds = _as_float(stds, means.dtype)
+        weights = torch.full((k,), 1.0 / k, dtype=means.dtype) if weights is None else _as_float(weights, means.dtype)
         if stds.dim() == 0 or stds.shape == (k,):
             stds = stds.reshape(-1, 1).expand(k, d)
         if (stds.shape != (k, d) or weights.shape != (k,) or (stds <= 0).any() or (weights < 0).any()
@@ -149,9 +157,9 @@ class Rings(AnalyticEnergy):
     def __init__(self, radii: Sequence[float] = (1.0, 2.0, 3.0, 4.0), radial_std: float = 0.15,
                  weights: Sequence[float] | None = None):
         super().__init__()
-        radii = torch.as_tensor(radii, dtype=torch.get_default_dtype())
+        radii = _as_float(radii)
         k = radii.numel()
-        weights = torch.full((k,), 1.0 / k) if weights is None else torch.as_tensor(weights, dtype=radii.dtype)
+        weights = torch.full((k,), 1.0 / k, dtype=radii.dtype) if weights is None else _as_float(weights, radii.dtype)
         if radial_std <= 0 or (radii <= 0).any() or weights.shape != (k,) or (weights < 0).any():
             raise ValueError("radii and radial_std must be positive, weights non-negative with one per ring")
         self.dim = 2

@@ -12,6 +12,15 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_samples(data: Tensor, samples: Tensor, bound: float, path: Path, title: str = "") -> Path:
     """Side-by-side scatter of data and model samples, both ``(n, 2)``."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
@@ -19,12 +28,7 @@ def plot_samples(data: Tensor, samples: Tensor, bound: float, path: Path, title:
         pts = points.detach().cpu().numpy()
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, linewidths=0)
         ax.set(xlim=(-bound, bound), ylim=(-bound, bound), aspect="equal", title=name)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_densities(log_model: Tensor, log_true: Tensor | None, bound: float, path: Path, title: str = "") -> Path:
@@ -35,9 +39,4 @@ def plot_densities(log_model: Tensor, log_true: Tensor | None, bound: float, pat
         ax.imshow(np.exp(log_p.detach().cpu().numpy()), origin="lower", extent=(-bound, bound, -bound, bound),
                   cmap="viridis")
         ax.set(title=name, aspect="equal")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)

@@ -1,4 +1,4 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -67,6 +67,40 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import dataclasses
+    import importlib
+
+    import tomllib
+
+    from anila.studies import STUDIES
+
+    module = importlib.import_module(STUDIES[args.study])
+    settings_cls = type(module.QUICK)
+    settings = module.QUICK if args.quick else settings_cls()
+    fields = {f.name: f for f in dataclasses.fields(settings_cls)}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        if key not in fields:
+            raise AnilaError(f"--set {key}: unknown setting of study {args.study}; valid: {', '.join(fields)}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        default = getattr(settings, key)
+        if isinstance(default, tuple):
+            value = tuple(value) if isinstance(value, list) else (value,)
+        elif isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        if type(value) is not type(default) and not (isinstance(default, tuple) and isinstance(value, tuple)):
+            raise AnilaError(f"--set {key}: expected {type(default).__name__}, got {raw!r}")
+        settings = dataclasses.replace(settings, **{key: value})
+    out = Path(args.out or Path("runs") / "compare" / args.study)
+    module.run(out, settings=settings)
+    print(f"{args.study}: results in {out}/ ({args.study}.csv, {args.study}.md, PNG plots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for the run folders (default: runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("compare", help="run a sampler study on the toys (bias, convergence, equal_budget)",
+                       description="Run one of the toy studies and write CSV, Markdown and PNG results.")
+    p.add_argument("study", choices=["bias", "convergence", "equal_budget"])
+    p.add_argument("--quick", action="store_true", help="a few-minute version (the tests smoke-run it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study setting, e.g. --set seeds=[0,1] (repeatable)")
+    p.add_argument("--out", help="output folder (default: runs/compare/<study>)")
+    p.set_defaults(func=_compare)
     return parser
 
 

@@ -52,6 +52,13 @@ class ToyDataset:
     bound: float
     _sampler: Sampler = field(repr=False)
     _log_density: Callable[[Tensor], Tensor] | None = field(default=None, repr=False)
+    _energy: Callable[[], AnalyticEnergy] | None = field(default=None, repr=False)
+
+    def true_energy(self) -> AnalyticEnergy:
+        """The analytic energy behind ``rings`` and the Gaussian mixtures (a fresh module each call)."""
+        if self._energy is None:
+            raise NotImplementedError(f"toy data set {self.name!r} is not defined by an analytic energy")
+        return self._energy()
 
     @property
     def has_density(self) -> bool:
@@ -85,7 +92,7 @@ def _from_energy(name: str, bound: float, make: Callable[[], AnalyticEnergy]) ->
     def log_density(x):
         return make().to(device=x.device, dtype=x.dtype).log_prob(x)
 
-    return ToyDataset(name, bound, sampler, log_density)
+    return ToyDataset(name, bound, sampler, log_density, make)
 
 
 def _eight_gaussians() -> GaussianMixture:

@@ -12,6 +12,7 @@ which is reported as such, never replaced by a number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -76,3 +77,61 @@ def energy_grid_divergences(energy: Callable[[Tensor], Tensor], true_log_density
     log_model = grid_log_prob(lambda x: -energy(x), bound, resolution, device=device)
     d = density_divergences(log_true, log_model)
     return {"kl_true_model": d["kl_pq"], "kl_model_true": d["kl_qp"], "tv": d["tv"], "hellinger": d["hellinger"]}
+
+
+@torch.no_grad()
+def cell_log_prob(log_density: Callable[[Tensor], Tensor], bound: float, resolution: int = 64, *,
+                  refine: int = 4, device=None, dtype=torch.float64) -> Tensor:
+    """Log-probabilities of ``R × R`` cells, each integrated by the midpoint rule on ``refine²`` sub-cells.
+
+    Unlike :func:`grid_log_prob` (the density at cell centres), this is the mass of each cell, the right
+    reference for a histogram of samples. Returns ``(R, R)``, rows index y, logsumexp = 0 over the box.
+    """
+    fine = grid_log_prob(log_density, bound, resolution * refine, device=device, dtype=dtype)
+    cells = fine.view(resolution, refine, resolution, refine)
+    return torch.logsumexp(cells.permute(0, 2, 1, 3).reshape(resolution, resolution, -1), dim=-1)
+
+
+def histogram_log_prob(samples: Tensor, bound: float, resolution: int = 64) -> Tensor:
+    """Empirical log-probabilities of the ``R × R`` cells of ``[-bound, bound]²`` (``-inf`` for empty cells).
+
+    ``samples``: ``(n, 2)``; points outside the box are dropped (count them with :func:`outside_fraction`).
+    """
+    x = samples.detach().reshape(-1, 2).double()
+    idx = torch.floor((x + bound) / (2 * bound) * resolution).long()
+    inside = ((idx >= 0) & (idx < resolution)).all(1)
+    idx = idx[inside]
+    counts = torch.bincount(idx[:, 1] * resolution + idx[:, 0], minlength=resolution * resolution).double()
+    if counts.sum() == 0:
+        raise ValueError(f"no sample falls inside [-{bound}, {bound}]²")
+    return torch.log(counts / counts.sum()).view(resolution, resolution)
+
+
+def outside_fraction(samples: Tensor, bound: float) -> float:
+    """Fraction of ``(n, 2)`` samples outside ``[-bound, bound]²`` (or non-finite)."""
+    x = samples.detach().reshape(-1, 2)
+    return float((~(x.abs() <= bound).all(1)).double().mean())
+
+
+def sample_divergences(samples: Tensor, true_log_density: Callable[[Tensor], Tensor] | None, bound: float,
+                       resolution: int = 64, *, truth: Tensor | None = None) -> dict[str, float]:
+    """Histogram of samples vs. the true cell masses.
+
+    The plane is split into the ``R × R`` cells of the box plus one cell for everything outside it (true
+    mass ≈ 0 by the choice of ``bound``). ``tv`` and ``hellinger`` are computed over all ``R² + 1`` cells, so
+    samples thrown off the box count against the sampler; ``kl_hist_true`` is ``KL(hist ‖ true)`` of the
+    in-box histogram renormalised (NaN when no sample is inside); ``outside`` is the fraction off the box.
+    Pass ``truth = cell_log_prob(...)`` to reuse the cell masses (then ``true_log_density`` may be ``None``).
+    """
+    if truth is None:
+        truth = cell_log_prob(true_log_density, bound, resolution, device=samples.device)
+    outside = outside_fraction(samples, bound)
+    if outside == 1.0:
+        return {"tv": 1.0, "kl_hist_true": math.nan, "hellinger": 1.0, "outside": 1.0}
+    hist = histogram_log_prob(samples, bound, resolution).double()
+    truth = truth.double()
+    inside = 1.0 - outside
+    p, q = inside * hist.exp(), truth.exp()
+    bc = (inside**0.5) * torch.exp(0.5 * (hist + truth)).sum().clamp(max=1.0)
+    return {"tv": float(0.5 * ((p - q).abs().sum() + outside)), "kl_hist_true": float(_kl(hist, truth)),
+            "hellinger": float(torch.sqrt(1.0 - bc)), "outside": outside}

@@ -99,8 +99,8 @@ def median_heuristic(x: Tensor, y: Tensor | None = None, *, generator: torch.Gen
     is used. If the median is 0 (more than half the pairs are duplicates) the mean distance is returned; if
     every point is identical, 1.0.
 
-    >>> median_heuristic(torch.randn(500, 2))  # ≈ sqrt(2) · 1.1774 · ... for N(0, I₂): about 1.67
-    ... # doctest: +SKIP
+    >>> median_heuristic(torch.randn(2000, 2))  # N(0, I₂): sqrt(2) · sqrt(2 ln 2) ≈ 1.67  # doctest: +SKIP
+    1.66...
     """
     pool = _as_samples(x, "x") if y is None else torch.cat(_pair(x, y, 1)[:2])
     if pool.shape[0] < 2:

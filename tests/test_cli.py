@@ -128,3 +128,30 @@ def test_every_shipped_config_runs_with_tiny_sizes(config, tmp_path):
             "eval.grid_resolution=8", "eval.num_samples=8"]
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet",
                  *[arg for item in tiny for arg in ("--set", item)]]) == 0
+
+
+@pytest.mark.parametrize("data,model,message", [
+    ({"name": "rings", "root": "/data"}, {}, "data.root, image_size and noise_std apply to image data sets only"),
+    ({"name": "digits"}, {"name": "mlp"}, "model.name: model mlp takes point data"),
+    ({"name": "rings"}, {"name": "convnet"}, "model.name: model convnet takes images"),
+    ({"name": "mnist", "image_size": 16}, {}, "data.image_size applies to digits and folder only"),
+    ({"name": "imagenet"}, {}, "data.name must be one of rings"),
+])
+def test_image_config_validation(data, model, message):
+    from anila.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"data": data, "model": model})
+    assert message in str(info.value)
+
+
+def test_image_config_defaults_and_missing_files(tmp_path):
+    config = config_from_dict({"data": {"name": "cifar10", "root": str(tmp_path)}})
+    assert config.model["name"] == "convnet" and config.data.event_shape == (3, 32, 32)
+    energy = config.build_energy()
+    assert energy.image_size == 32
+    path = tmp_path / "cifar.toml"
+    path.write_text(f'[data]\nname = "cifar10"\nroot = "{tmp_path}"\n[train]\niterations = 1\n')
+    result = run_cli("train", str(path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "cifar-10-batches" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

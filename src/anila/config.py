@@ -2,8 +2,10 @@
 
 A config has six sections; each maps onto one library object, whose constructor is the schema:
 
-    [data]     name = one of the toy data sets            -> anila.data.toy_dataset(name)
-    [model]    name = "mlp" + MLPEnergy's arguments       -> the energy (``dim`` comes from the data)
+    [data]     name = a toy data set, or an image set (digits | mnist | cifar10 | folder) with root, image_size,
+               split, noise_std                           -> anila.data.toy_dataset / image_dataset
+    [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
+               and ``image_size`` come from the data)
     [sampler]  name = langevin | anila | mala | metropolis_anila | hmc + that sampler's fields
     [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
@@ -28,25 +30,56 @@ import tomllib
 from torch import nn
 
 from anila.chains.init import ChainInit
+from anila.data.images import IMAGE_DATASETS
 from anila.data.toy import TOY_DATASETS
+from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import ConfigError
 from anila.samplers import SAMPLERS
 from anila.train.loop import TrainSettings
 
-ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy}
-DERIVED_MODEL_KEYS = ("dim",)
+ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy}
+DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
+IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The ``[data]`` section: which data set to train on."""
+    """The ``[data]`` section: which data set to train on.
+
+    Toy sets take no other key. Image sets: ``root`` (folder with the files; not needed for ``digits``),
+    ``image_size`` (``digits``: upsample from 8; ``folder``: resize and centre-crop; default 8 / 32),
+    ``split`` (``train`` / ``test``, MNIST and CIFAR-10) and ``noise_std`` (dequantisation noise added to
+    every batch; the AniLA paper used 0.03).
+    """
 
     name: str = "rings"
+    root: str | None = None
+    image_size: int | None = None
+    split: str = "train"
+    noise_std: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in TOY_DATASETS:
-            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS)}; got {self.name!r}")
+        if self.name not in TOY_DATASETS + IMAGE_DATASETS:
+            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS + IMAGE_DATASETS)}; got {self.name!r}")
+        if self.is_toy and (self.root is not None or self.image_size is not None or self.noise_std):
+            raise ValueError("root, image_size and noise_std apply to image data sets only")
+        if self.image_size is not None and (self.name in IMAGE_SIZES or self.image_size < 4):
+            raise ValueError(f"image_size applies to digits and folder only, and must be >= 4; got {self.image_size}")
+        if self.split not in ("train", "test") or self.noise_std < 0:
+            raise ValueError(f"split must be train or test and noise_std >= 0; got {self.split!r}, {self.noise_std}")
+
+    @property
+    def is_toy(self) -> bool:
+        return self.name in TOY_DATASETS
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, known without reading any file."""
+        if self.is_toy:
+            return (2,)
+        size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
+        return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
 
 @dataclass(frozen=True)
@@ -83,9 +116,9 @@ class Config:
     train: TrainSettings
     eval: EvalConfig
 
-    def build_energy(self, dim: int) -> nn.Module:
+    def build_energy(self) -> nn.Module:
         kwargs = {k: v for k, v in self.model.items() if k != "name"}
-        return ENERGIES[self.model["name"]](dim=dim, **kwargs)
+        return ENERGIES[self.model["name"]](**kwargs, **derived_model_kwargs(self.model["name"], self.data))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         sampler_name = next(name for name, cls in SAMPLERS.items() if type(self.sampler) is cls)
@@ -97,6 +130,18 @@ class Config:
             "train": _fields(self.train),
             "eval": _fields(self.eval),
         }
+
+
+def derived_model_kwargs(model_name: str, data: DataConfig) -> dict[str, int]:
+    """The model arguments that come from the data: ``dim`` for point models, channels and size for images."""
+    shape = data.event_shape
+    if model_name == "mlp":
+        if len(shape) != 1:
+            raise ValueError(f"model mlp takes point data; {data.name} is images: use convnet or resnet")
+        return {"dim": shape[0]}
+    if len(shape) != 3:
+        raise ValueError(f"model {model_name} takes images; {data.name} is 2-D points: use mlp")
+    return {"in_channels": shape[0], "image_size": shape[1]}
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -203,9 +248,14 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
     data = _construct("data", DataConfig, _checked_kwargs("data", DataConfig, sections["data"]))
 
-    model_name, model_cls, model_values = _named("model", {"name": "mlp", **sections["model"]}, ENERGIES)
+    default_model = "mlp" if data.is_toy else "convnet"
+    model_name, model_cls, model_values = _named("model", {"name": default_model, **sections["model"]}, ENERGIES)
     model_kwargs = _checked_kwargs("model", model_cls, model_values, exclude=DERIVED_MODEL_KEYS)
-    _construct("model", model_cls, model_kwargs, dim=2)  # validate ranges now, not mid-run
+    try:
+        derived = derived_model_kwargs(model_name, data)
+    except ValueError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
+    _construct("model", model_cls, model_kwargs, **derived)  # validate ranges now, not mid-run
     defaults = {k: p.default for k, p in inspect.signature(model_cls).parameters.items()
                 if k not in DERIVED_MODEL_KEYS and p.default is not inspect.Parameter.empty}
     model = {"name": model_name, **defaults, **model_kwargs}

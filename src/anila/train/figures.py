@@ -40,3 +40,27 @@ def plot_densities(log_model: Tensor, log_true: Tensor | None, bound: float, pat
                   cmap="viridis")
         ax.set(title=name, aspect="equal")
     return _save(fig, path, title)
+
+
+def image_grid(images: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile ``(n, C, H, W)`` images in [-1, 1] into one ``(rows·(H+pad)+pad, cols·(W+pad)+pad, C)`` array in [0, 1]."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) / 2).cpu().numpy()
+    n, c, h, w = x.shape
+    cols = nrow or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = (
+            x[i].transpose(1, 2, 0))
+    return grid
+
+
+def plot_image_grid(images: Tensor, path: Path, title: str = "", nrow: int | None = None) -> Path:
+    """Save a grid of ``(n, C, H, W)`` images in [-1, 1] as a PNG (grey for one channel)."""
+    grid = image_grid(images, nrow)
+    fig, ax = plt.subplots(figsize=(6, 6 * grid.shape[0] / grid.shape[1]))
+    ax.imshow(grid[..., 0] if grid.shape[2] == 1 else grid, cmap="gray" if grid.shape[2] == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    return _save(fig, path, title)

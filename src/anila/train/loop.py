@@ -59,6 +59,11 @@ class TrainSettings:
             raise ValueError("beta1 and beta2 must be in [0, 1)")
         if self.l2_reg < 0:
             raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}") from None
 
 
 @dataclass
@@ -72,10 +77,17 @@ class TrainState:
     iteration: int = 0
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainInit,
                      event_shape: tuple[int, ...]) -> TrainState:
     """Move ``energy`` to the device and build Adam, the seeded generator and the chain buffer."""
-    device = torch.device(settings.device)
+    device = resolve_device(settings.device)
     energy.to(device)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     optimizer = torch.optim.Adam(energy.parameters(), lr=settings.lr, betas=(settings.beta1, settings.beta2))

@@ -1,8 +1,9 @@
 """A training run from a :class:`~anila.config.Config`: the edge where config becomes objects and files.
 
 A run folder holds ``config.toml`` (resolved: reproduces the run), ``metrics.jsonl`` (one JSON object per
-logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars, ``samples.png`` (data vs.
-final samples), ``density.png`` (learned vs. true density on the grid) and ``summary.json`` (final metrics).
+logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars and ``summary.json``, and
+figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
+on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import tomli_w
 import torch
 
 from anila.config import Config, config_from_dict
+from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import load_checkpoint, save_checkpoint
-from anila.train.figures import plot_densities, plot_samples
+from anila.train.figures import plot_densities, plot_image_grid, plot_samples
 from anila.train.loop import TrainState, make_train_state, train
+
+GRID_IMAGES = 64  # images shown in a sample grid
 
 
 @dataclass
@@ -32,6 +36,23 @@ class RunSummary:
     figures: list[Path] = field(default_factory=list)
 
 
+def load_data(config: Config, device: torch.device):
+    """``(data(num, generator) -> batch, toy dataset or None, image tensor or None)`` for the config."""
+    data = config.data
+    if data.is_toy:
+        dataset = toy_dataset(data.name)
+        return (lambda n, g: dataset.sample(n, generator=g, device=device)), dataset, None
+    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
+    if data.name in ("mnist", "cifar10"):
+        kwargs = {"split": data.split}
+    images = image_dataset(data.name, data.root, **kwargs).images
+    if tuple(images.shape[1:]) != data.event_shape:
+        raise ValueError(f"{data.name} images are {tuple(images.shape[1:])}, expected {data.event_shape}")
+    images = images.to(device)
+    return batch_sampler(images, noise_std=data.noise_std), None, images
+
+
 def _checkpoint_writer(config: Config, out_dir: Path):
     def write(state: TrainState) -> None:
         groups = {"model": state.energy.state_dict()}
@@ -39,6 +60,11 @@ def _checkpoint_writer(config: Config, out_dir: Path):
             groups["buffer"] = state.buffer.state_dict()
         save_checkpoint(out_dir / "checkpoints" / f"iter_{state.iteration:07d}.safetensors", groups,
                         {"iteration": state.iteration, "config": config.to_dict()})
+        if not config.data.is_toy:
+            generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
+            samples = draw_samples(config, state.energy, GRID_IMAGES, generator=generator)
+            plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
+                            f"iteration {state.iteration}")
     return write
 
 
@@ -51,7 +77,7 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
-        x0 = noise.sample(n, (2,), generator=generator, device=device)
+        x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
         out.append(sample_chains(config.sampler, energy, x0, steps, generator=generator).detach())
     return torch.cat(out)
 
@@ -61,12 +87,11 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True) 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.toml").write_text(tomli_w.dumps(config.to_dict()))
-    dataset = toy_dataset(config.data.name)
     settings = config.train
     torch.manual_seed(settings.seed)
-    energy = config.build_energy(dim=2)
-    state = make_train_state(energy, settings, config.chains, (2,))
-    device = state.generator.device
+    energy = config.build_energy()
+    state = make_train_state(energy, settings, config.chains, config.data.event_shape)
+    data, _, images = load_data(config, state.generator.device)
 
     metrics_path = out_dir / "metrics.jsonl"
     metrics_path.write_text("")
@@ -75,9 +100,29 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True) 
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
-    train(state, config.sampler, config.chains, lambda n, g: dataset.sample(n, generator=g, device=device),
-          settings, on_log=log, on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress)
+    train(state, config.sampler, config.chains, data, settings, on_log=log,
+          on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress)
+    if images is not None:
+        return evaluate_image_run(config, energy, images, out_dir)
     return evaluate_run(config, energy, out_dir)
+
+
+def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Tensor, out_dir: Path) -> RunSummary:
+    """Sample and data grids of a trained image energy, and mean energies; writes ``summary.json``."""
+    device = next(energy.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
+    energy.eval()
+    samples = draw_samples(config, energy, min(GRID_IMAGES, config.eval.num_samples), generator=generator)
+    shown = images[torch.randperm(len(images), generator=generator, device=device)[:GRID_IMAGES]]
+    with torch.no_grad():
+        metrics = {"energy_data": float(energy(shown).mean()), "energy_samples": float(energy(samples).mean())}
+    title = f"{config.data.name}: {type(config.sampler).__name__}, K={config.train.num_steps}"
+    summary = RunSummary(out_dir=out_dir, metrics=metrics, figures=[
+        plot_image_grid(shown, out_dir / "data.png", f"{config.data.name}: data"),
+        plot_image_grid(samples, out_dir / "samples.png", title),
+    ])
+    (out_dir / "summary.json").write_text(json.dumps(summary.metrics, indent=2))
+    return summary
 
 
 def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunSummary:
@@ -110,7 +155,7 @@ def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module
     """Rebuild the config and the trained energy from a checkpoint file or run folder."""
     groups, meta = load_checkpoint(checkpoint)
     config = config_from_dict(meta["config"])
-    energy = config.build_energy(dim=2)
+    energy = config.build_energy()
     energy.load_state_dict(groups["model"])
     energy.eval()
     return config, energy

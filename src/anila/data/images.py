@@ -1,0 +1,440 @@
+"""Small image data sets as float32 tensors ``(N, C, H, W)`` scaled to ``[-1, 1]``, read from local files only.
+
+Nothing is downloaded: scikit-learn's ``digits`` ship with scikit-learn, and the other sets are read from
+files the user puts in a ``root`` folder:
+
+- ``digits``: :func:`load_digits` -- 1797 grey 8x8 digits (values 0..16), optionally upsampled (bilinear).
+- ``mnist``: :func:`load_mnist` -- the four IDX files (``train-images-idx3-ubyte`` ... ``t10k-labels-idx1-ubyte``),
+  plain or ``.gz``, in ``root`` (or torchvision's ``root/MNIST/raw``).
+- ``cifar10``: :func:`load_cifar10` -- the binary (``cifar-10-batches-bin``) or python (``cifar-10-batches-py``)
+  version; ``root`` holds the batches folder or is the batches folder. The python batches are pickles: they are
+  read with a restricted unpickler that can build numpy arrays and nothing else.
+- ``folder``: :func:`load_image_folder` -- every ``.jpg``/``.jpeg``/``.png`` under ``root`` (e.g. Oxford Flowers
+  102's ``jpg/``), RGB, resized so the short side is ``size`` and centre-cropped to a square.
+
+Pixels ``p`` in ``0..255`` map to ``p / 127.5 - 1`` (so 0 -> -1 and 255 -> 1 exactly); digits ``v`` in ``0..16`` to
+``v / 8 - 1``. :func:`dequantize` adds Gaussian noise (the AniLA paper used sd 0.03) and :func:`batch_sampler` makes
+the ``data(num, generator)`` callable the training loop draws from.
+
+>>> data = image_dataset("digits", size=16)
+>>> data.images.shape, data.labels.shape, data.images.min().item(), data.images.max().item()
+(torch.Size([1797, 1, 16, 16]), torch.Size([1797]), -1.0, 1.0)
+>>> sample = batch_sampler(data.images, noise_std=0.03)
+>>> sample(64, torch.Generator().manual_seed(0)).shape
+torch.Size([64, 1, 16, 16])
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from anila.errors import DataError
+
+__all__ = [
+    "IMAGE_DATASETS", "ImageDataset", "batch_sampler", "dequantize", "image_dataset", "load_cifar10", "load_digits",
+    "load_image_folder", "load_mnist",
+]
+
+IMAGE_DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "folder")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+SPLITS: tuple[str, ...] = ("train", "test")
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then 1024 red, 1024 green and 1024 blue bytes
+_CIFAR_LAYOUTS = (("cifar-10-batches-bin", ".bin", "binary"), ("cifar-10-batches-py", "", "python"))
+
+PathLike = str | os.PathLike
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _unit_range(pixels: np.ndarray) -> Tensor:
+    """uint8 ``0..255`` -> float32 ``[-1, 1]`` in one conversion (``p / 127.5 - 1``, exact at both ends)."""
+    return torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def _labels(labels: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def _root(root: PathLike | None, what: str, expected: str) -> Path:
+    """``root`` as a Path to an existing folder, else a DataError saying what to put where."""
+    if root is None:
+        raise DataError(f"no root folder given for {what}; pass root=<folder holding {expected}>")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{what} folder {path} does not exist; create it and put {expected} in it")
+    return path
+
+
+def _read_bytes(path: Path) -> bytearray:
+    """The (gunzipped, for ``.gz``) content of ``path``, writable so numpy/torch views need no copy."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return bytearray(f.read())
+        return bytearray(path.read_bytes())
+    except (OSError, EOFError, ValueError) as exc:  # BadGzipFile is an OSError; a cut stream raises EOFError
+        raise DataError(f"cannot read {path} ({exc}); the file is corrupt or truncated, download it again") from None
+
+
+# --------------------------------------------------------------------------------------------- digits
+
+
+def load_digits(*, size: int = 8, root: PathLike | None = None) -> tuple[Tensor, Tensor]:
+    """scikit-learn's 1797 handwritten digits: images ``(1797, 1, size, size)`` in ``[-1, 1]``, labels ``(1797,)``.
+
+    The 8x8 originals (values 0..16, mapped to ``v / 8 - 1``) are upsampled bilinearly when ``size > 8``.
+    ``root`` is ignored (the data ship with scikit-learn); it is accepted so every loader takes one.
+    """
+    del root
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an integer >= 8 (the digits are 8x8), got {size!r}")
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise DataError("the digits data set needs scikit-learn; pip install scikit-learn "
+                        "(or pip install 'anila[images]')") from None
+    bunch = sklearn_digits()
+    images = torch.as_tensor(np.asarray(bunch.images), dtype=torch.float32).unsqueeze(1) / 8 - 1
+    if size > 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images.contiguous(), _labels(bunch.target)
+
+
+# --------------------------------------------------------------------------------------------- MNIST
+
+
+def _read_idx(path: Path, dims: tuple[int | None, ...]) -> np.ndarray:
+    """An IDX file of unsigned bytes with ``len(dims)`` dimensions; ``None`` in ``dims`` means any size."""
+    raw = _read_bytes(path)
+    ndim = len(dims)
+    magic = 0x0800 | ndim  # two zero bytes, type 0x08 (unsigned byte), number of dimensions
+    header = 4 + 4 * ndim
+    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != magic:
+        found = raw[:4].hex() if len(raw) >= 4 else f"only {len(raw)} bytes"
+        raise DataError(f"{path} is not an IDX file of {ndim}-D unsigned bytes (magic number {found}, expected "
+                        f"{magic:08x}); check that the file is the one its name says and not corrupt")
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    for want, got in zip(dims, shape, strict=True):
+        if want is not None and got != want:
+            raise DataError(f"{path} holds arrays of shape {shape}, expected {dims} (None: any); "
+                            "it is not an MNIST file, put the right one there")
+    size = math.prod(shape)
+    if len(raw) - header != size:
+        problem = "truncated" if len(raw) - header < size else "longer than its header says"
+        raise DataError(f"{path} is {problem}: its header announces {size} bytes of data for shape {shape}, "
+                        f"the file holds {len(raw) - header}; download it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_mnist(root: Path, name: str) -> Path | None:
+    for folder in (root, root / "MNIST" / "raw"):  # the latter is torchvision's layout
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_mnist(root: PathLike, *, split: str = "train") -> tuple[Tensor, Tensor]:
+    """MNIST from its IDX files in ``root``: images ``(N, 1, 28, 28)`` in ``[-1, 1]``, labels ``(N,)`` int64.
+
+    ``split="train"`` reads ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (60000 images),
+    ``"test"`` the ``t10k-*`` pair (10000); each may also be gzipped (``.gz``). ``root/MNIST/raw`` is searched
+    too, torchvision's layout.
+    """
+    _check_split(split)
+    names = MNIST_FILES[split]
+    expected = " and ".join(f"{n}[.gz]" for n in names)
+    folder = _root(root, "MNIST", expected)
+    paths = [_find_mnist(folder, n) for n in names]
+    missing = [n for n, p in zip(names, paths, strict=True) if p is None]
+    if missing:
+        raise DataError(f"MNIST {split} files missing in {folder}: expected {expected} (the IDX files from the "
+                        f"MNIST site or a mirror), missing {', '.join(missing)}; put them in {folder}")
+    images = _read_idx(paths[0], (None, 28, 28))
+    labels = _read_idx(paths[1], (None,))
+    if len(images) != len(labels):
+        raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
+                        "the two files come from different sets, put the matching pair there")
+    if labels.size and labels.max() > 9:
+        raise DataError(f"{paths[1]} has label {labels.max()}, MNIST labels are 0..9; the file is corrupt")
+    return _unit_range(images[:, None]), _labels(labels)
+
+
+# --------------------------------------------------------------------------------------------- CIFAR-10
+
+
+def _latin1_encode(text: str, encoding: str) -> bytes:
+    """Stands in for ``_codecs.encode``, which Python 3 pickles use for ``bytes`` at protocols 0-2, for latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode is allowed only as (str, 'latin1'), got a {encoding!r} call")
+    return text.encode("latin-1")
+
+
+def _numpy_reconstructors() -> dict[tuple[str, str], object]:
+    """The globals an ndarray's pickle names, taken from numpy itself so numpy 1.x and 2.x paths both resolve."""
+    reconstruct = np.empty(1, dtype=np.uint8).__reduce__()[0]  # numpy.core.multiarray._reconstruct
+    frombuffer = np.empty(1, dtype=np.uint8).__reduce_ex__(5)[0]  # numpy.core.numeric._frombuffer (protocol 5)
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):  # numpy 1.x writes the former, numpy 2.x the latter
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        if getattr(frombuffer, "__name__", "") == "_frombuffer":
+            allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 python batch and refuses every global a batch does not need.
+
+    A genuine batch (written by Python 2's cPickle, protocol 2) names exactly ``numpy.core.multiarray._reconstruct``,
+    ``numpy.ndarray`` and ``numpy.dtype``: a dict of byte strings, a uint8 array and lists of ints and strings.
+    Re-pickled copies may also name numpy 2's ``numpy._core`` paths, ``numpy._core.numeric._frombuffer``
+    (protocol 5) or ``_codecs.encode`` (Python 3's way of writing bytes at protocol 2, allowed for latin-1 only).
+    """
+
+    ALLOWED = {**_numpy_reconstructors(), ("_codecs", "encode"): _latin1_encode}
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise DataError(f"{self.path} asks to load {module}.{name}, which a CIFAR-10 batch never needs; refused "
+                            f"to unpickle it (not a genuine batch: re-extract cifar-10-python.tar.gz from "
+                            f"{CIFAR_URL} or use the binary version)") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent ids are not part of a CIFAR-10 batch")
+
+
+def _field(batch: dict, key: str):
+    return batch[key.encode()] if key.encode() in batch else batch.get(key)
+
+
+def _cifar_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = _read_bytes(path)
+    try:
+        batch = _CifarUnpickler(io.BytesIO(raw), path).load()
+    except DataError:
+        raise
+    except Exception as exc:  # any failure to parse untrusted bytes is a corrupt file
+        raise DataError(f"{path} is not a readable CIFAR-10 python batch ({type(exc).__name__}: {exc}); "
+                        "the file is corrupt or truncated, re-extract cifar-10-python.tar.gz") from None
+    data = _field(batch, "data") if isinstance(batch, dict) else None
+    labels = _field(batch, "labels") if isinstance(batch, dict) else None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == _CIFAR_RECORD - 1):
+        raise DataError(f"{path} is not a CIFAR-10 python batch: expected a dict whose b'data' is a uint8 array "
+                        "(N, 3072); re-extract cifar-10-python.tar.gz")
+    try:
+        labels = np.asarray(labels if isinstance(labels, list | np.ndarray) else None)
+    except (ValueError, TypeError, OverflowError):  # ragged or odd lists
+        labels = np.asarray(None)
+    valid = labels.shape == (len(data),) and labels.dtype.kind in "iu"
+    if not valid or (labels.size and not 0 <= labels.min() <= labels.max() <= 9):
+        raise DataError(f"{path} is not a CIFAR-10 python batch: b'labels' must be {len(data)} ints in 0..9; "
+                        "re-extract cifar-10-python.tar.gz")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = _read_bytes(path)
+    if not raw or len(raw) % _CIFAR_RECORD:
+        raise DataError(f"{path} is not a CIFAR-10 binary batch: {len(raw)} bytes is not a positive multiple of "
+                        f"{_CIFAR_RECORD} (1 label byte + 3072 pixel bytes per image); it is truncated or corrupt, "
+                        "re-extract cifar-10-binary.tar.gz")
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+    labels = records[:, 0]
+    if labels.max() > 9:
+        raise DataError(f"{path} has label byte {labels.max()}, CIFAR-10 labels are 0..9; the file is corrupt")
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def _find_cifar(root: Path, split: str) -> tuple[str, list[Path]]:
+    """The layout (``binary``/``python``) and batch files of ``split``; a complete layout wins over a partial one."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    candidates = [(kind, [folder / f"{n}{suffix}" for n in names])
+                  for sub, suffix, kind in _CIFAR_LAYOUTS for folder in (root / sub, root)]
+    for kind, files in candidates:
+        if all(f.is_file() for f in files):
+            return kind, files
+    for _, files in candidates:
+        if any(f.is_file() for f in files):
+            missing = ", ".join(f.name for f in files if not f.is_file())
+            raise DataError(f"CIFAR-10 {split} batches incomplete in {files[0].parent}: missing {missing}; "
+                            "re-extract the archive there")
+    pattern = "data_batch_{1..5}" if split == "train" else "test_batch"
+    archives = [p.name for p in root.glob("cifar-10-*.tar.gz")]
+    hint = f" (extract {', '.join(sorted(archives))} first)" if archives else ""
+    raise DataError(f"CIFAR-10 {split} batches not found in {root}{hint}: expected "
+                    f"cifar-10-batches-bin/{pattern}.bin (binary version) or cifar-10-batches-py/{pattern} (python "
+                    f"version) from {CIFAR_URL} extracted in {root}, or root pointing at that batches folder")
+
+
+def load_cifar10(root: PathLike, *, split: str = "train") -> tuple[Tensor, Tensor]:
+    """CIFAR-10: images ``(N, 3, 32, 32)`` in ``[-1, 1]``, labels ``(N,)`` int64 (50000 train, 10000 test).
+
+    Reads the binary version (``cifar-10-batches-bin/data_batch_{1..5}.bin``, ``test_batch.bin``) or, failing
+    that, the python version (``cifar-10-batches-py/data_batch_{1..5}``, ``test_batch``); ``root`` is the folder
+    holding ``cifar-10-batches-*`` or that folder itself. Python batches are unpickled by a restricted
+    unpickler that can only build numpy arrays (see :class:`_CifarUnpickler`).
+    """
+    _check_split(split)
+    folder = _root(root, "CIFAR-10", "cifar-10-batches-bin/ or cifar-10-batches-py/ (extracted from "
+                                     f"{CIFAR_URL})")
+    kind, files = _find_cifar(folder, split)
+    read = _cifar_binary_batch if kind == "binary" else _cifar_python_batch
+    batches = [read(f) for f in files]
+    images = np.concatenate([b[0] for b in batches]) if len(batches) > 1 else batches[0][0]
+    labels = np.concatenate([b[1] for b in batches])
+    return _unit_range(images), _labels(labels)
+
+
+# --------------------------------------------------------------------------------------------- image folder
+
+
+def _image_files(root: Path) -> list[Path]:
+    """Every .jpg/.jpeg/.png under ``root``, sorted by relative path; hidden files and folders are skipped."""
+    def wanted(path: Path) -> bool:
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        return path.suffix.lower() in IMAGE_SUFFIXES and not hidden and path.is_file()
+
+    return sorted(filter(wanted, root.rglob("*")), key=lambda p: p.relative_to(root).as_posix())
+
+
+def _square_rgb(path: Path, size: int) -> np.ndarray:
+    """``path`` as RGB uint8 ``(size, size, 3)``: short side resized to ``size`` (bicubic), centre-cropped."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            width, height = img.size
+            scale = size / min(width, height)
+            new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+            img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+            left, top = (new_w - size) // 2, (new_h - size) // 2
+            return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from None
+
+
+def load_image_folder(root: PathLike, *, size: int = 32) -> Tensor:
+    """Every ``.jpg``/``.jpeg``/``.png`` under ``root`` (recursively): images ``(N, 3, size, size)`` in ``[-1, 1]``.
+
+    Files are sorted by relative path, converted to RGB (alpha is dropped), resized so the short side is ``size``
+    (bicubic) and centre-cropped. Hidden files and folders (names starting with ``.``) are skipped.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    folder = _root(root, "image", "the .jpg/.jpeg/.png images (e.g. Oxford Flowers 102's jpg/ folder)")
+    files = _image_files(folder)
+    if not files:
+        raise DataError(f"no .jpg/.jpeg/.png images under {folder}; put the images there (e.g. Oxford Flowers 102's "
+                        "jpg/ folder)")
+    pixels = np.stack([_square_rgb(f, size) for f in files])
+    return _unit_range(pixels.transpose(0, 3, 1, 2))
+
+
+# --------------------------------------------------------------------------------------------- noise, batches
+
+
+def dequantize(x: Tensor, *, noise_std: float, generator: torch.Generator | None = None) -> Tensor:
+    """A new tensor ``x + noise_std * N(0, 1)`` (the AniLA paper used ``noise_std=0.03`` on ``[-1, 1]`` images)."""
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
+    if noise_std == 0:
+        return x.clone()
+    return x + noise_std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def batch_sampler(images: Tensor, *, noise_std: float = 0.0) -> Callable[[int, torch.Generator | None], Tensor]:
+    """``data(num, generator)`` drawing ``num`` images uniformly with replacement, ``(num, C, H, W)``.
+
+    The batch lives on the generator's device (the images' own without one): the images are moved there on
+    the first call and kept. With ``noise_std > 0`` each batch is :func:`dequantize`-d with the same generator.
+    """
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, C, H, W) tensor, got shape {tuple(images.shape)}")
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
+    held = [images]
+
+    def sample(num: int, generator: torch.Generator | None = None) -> Tensor:
+        device = generator.device if generator is not None else held[0].device
+        if held[0].device != device:
+            held[0] = held[0].to(device)
+        data = held[0]
+        batch = data[torch.randint(0, len(data), (num,), generator=generator, device=device)]
+        return dequantize(batch, noise_std=noise_std, generator=generator) if noise_std > 0 else batch
+
+    return sample
+
+
+# --------------------------------------------------------------------------------------------- by name
+
+
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value to compare by
+class ImageDataset:
+    """A named image set: ``images`` ``(N, C, H, W)`` float32 in ``[-1, 1]`` and ``labels`` ``(N,)`` where known."""
+
+    name: str
+    images: Tensor = field(repr=False)
+    labels: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The event shape ``(C, H, W)``."""
+        return tuple(self.images.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sampler(self, *, noise_std: float = 0.0) -> Callable[[int, torch.Generator | None], Tensor]:
+        """:func:`batch_sampler` over these images."""
+        return batch_sampler(self.images, noise_std=noise_std)
+
+
+def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDataset:
+    """The image set ``name`` (one of :data:`IMAGE_DATASETS`) read from ``root``; ``kwargs`` go to its loader.
+
+    ``digits`` takes ``size``; ``mnist`` and ``cifar10`` take ``split``; ``folder`` takes ``size``.
+    """
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image data set {name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
+    if name == "digits":
+        return ImageDataset(name, *load_digits(root=root, **kwargs))
+    if name == "folder":
+        return ImageDataset(name, load_image_folder(root, **kwargs))
+    if root is None:
+        raise DataError(f"image data set {name!r} is read from local files; pass root=<folder holding them>")
+    loader = load_mnist if name == "mnist" else load_cifar10
+    return ImageDataset(name, *loader(root, **kwargs))

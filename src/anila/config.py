@@ -8,6 +8,8 @@ A config has six sections; each maps onto one library object, whose constructor 
                and ``image_size`` come from the data)
     [sampler]  name = langevin | anila | mala | metropolis_anila | hmc + that sampler's fields
     [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
+    [objective] name = cd (default: MCMC negatives) | sm | dsm | ssm | nce | perturbation_nce + its fields;
+               the sampler still draws the end-of-run samples for MCMC-free objectives
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
 
@@ -35,6 +37,7 @@ from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import ConfigError
+from anila.objectives.select import OBJECTIVES, LogZEnergy, NoiseContrastiveEstimation
 from anila.samplers import SAMPLERS
 from anila.train.loop import TrainSettings
 
@@ -102,7 +105,8 @@ class EvalConfig:
             raise ValueError(f"bound must be > 0, got {self.bound}")
 
 
-SECTIONS = ("data", "model", "sampler", "chains", "train", "eval")
+SECTIONS = ("data", "model", "sampler", "chains", "objective", "train", "eval")
+SMOOTH_ACTIVATIONS = ("silu", "elu", "softplus", "tanh")
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,13 @@ class Config:
     chains: ChainInit
     train: TrainSettings
     eval: EvalConfig
+    objective: Any = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
 
     def build_energy(self) -> nn.Module:
+        """The configured energy; wrapped in :class:`LogZEnergy` when the objective learns ``log Z`` (NCE)."""
         kwargs = {k: v for k, v in self.model.items() if k != "name"}
-        return ENERGIES[self.model["name"]](**kwargs, **derived_model_kwargs(self.model["name"], self.data))
+        energy = ENERGIES[self.model["name"]](**kwargs, **derived_model_kwargs(self.model["name"], self.data))
+        return LogZEnergy(energy) if isinstance(self.objective, NoiseContrastiveEstimation) else energy
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         sampler_name = next(name for name, cls in SAMPLERS.items() if type(self.sampler) is cls)
@@ -127,6 +134,8 @@ class Config:
             "model": dict(self.model),
             "sampler": {"name": sampler_name, **_fields(self.sampler)},
             "chains": _fields(self.chains),
+            "objective": {"name": next(n for n, c in OBJECTIVES.items() if type(self.objective) is c),
+                          **_fields(self.objective)},
             "train": _fields(self.train),
             "eval": _fields(self.eval),
         }
@@ -213,7 +222,7 @@ def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tu
     for key, value in values.items():
         if key not in params:
             raise ConfigError(f"{section}.{key}: unknown key; valid keys: {', '.join(['name', *params])}"
-                              if section in ("model", "sampler") else
+                              if section in ("model", "sampler", "objective") else
                               f"{section}.{key}: unknown key; valid keys: {', '.join(params)}")
         try:
             kwargs[key] = _coerce(value, params[key])
@@ -264,9 +273,16 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
 
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
+    _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
+    objective = _construct("objective", objective_cls, _checked_kwargs("objective", objective_cls, objective_values))
+    if objective.needs_smooth_energy and model.get("activation", "leaky_relu") not in SMOOTH_ACTIVATIONS:
+        raise ConfigError(f"objective.name: {sections['objective']['name']} uses second derivatives of the energy, "
+                          f"which are zero for a piecewise-linear network; set model.activation to one of "
+                          f"{', '.join(SMOOTH_ACTIVATIONS)}")
     train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
-    return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_)
+    return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
+                  objective=objective)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

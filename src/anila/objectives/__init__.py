@@ -1,5 +1,31 @@
-"""Training objectives, each a function returning ``(loss, metrics)``."""
+"""Training objectives, each a function returning ``(loss, metrics)``; :mod:`anila.objectives.select` wraps them
+as the small configs that ``[objective]`` builds."""
 
 from anila.objectives.contrastive import contrastive_divergence
+from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
+from anila.objectives.score_matching import (
+    NoiseConditionalMLP,
+    annealed_langevin,
+    denoising_score_matching,
+    exact_score_matching,
+    multilevel_dsm,
+    sliced_score_matching,
+)
+from anila.objectives.select import (
+    OBJECTIVES,
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    LogZEnergy,
+    NoiseContrastiveEstimation,
+    PerturbationNCE,
+    ScoreMatching,
+    SlicedScoreMatching,
+    bind_objective,
+)
 
-__all__ = ["contrastive_divergence"]
+__all__ = [
+    "OBJECTIVES", "ContrastiveDivergence", "DenoisingScoreMatching", "GaussianNoise", "LogZEnergy",
+    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching",
+    "annealed_langevin", "bind_objective", "contrastive_divergence", "denoising_score_matching",
+    "exact_score_matching", "multilevel_dsm", "nce_loss", "perturbation_nce", "sliced_score_matching",
+]

@@ -2,8 +2,10 @@
 
 For each iteration: draw a data batch ``x⁺``, start chains (:class:`~anila.chains.ChainInit`), run
 ``num_steps`` sampler transitions to get ``x⁻``, take an Adam step on the contrastive divergence loss
-``mean E(x⁺) - mean E(x⁻)`` (+ ``l2_reg`` · mean(E⁺² + E⁻²)). The loop is library code: it takes objects,
-not a config, and reports through callbacks (the run layer writes files from them).
+``mean E(x⁺) - mean E(x⁻)`` (+ ``l2_reg`` · mean(E⁺² + E⁻²)). With an MCMC-free ``objective``
+(``(energy, x, generator) -> (loss, metrics)``, see :mod:`anila.objectives.select`) the sampler is not run
+and the step is taken on that loss instead. The loop is library code: it takes objects, not a config, and
+reports through callbacks (the run layer writes files from them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
+Objective = Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -97,15 +100,23 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
 
 
 def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
-               *, collect_info: bool = False) -> dict[str, Tensor]:
-    """One iteration of Algorithm 1; returns detached scalar metrics (no host synchronisation here)."""
-    x0, indices = chains.initial(x_pos, state.buffer, state.generator)
-    result = run_chains(sampler, state.energy, x0, settings.num_steps, generator=state.generator,
-                        record_info=collect_info)
-    x_neg = result.x.detach()
-    if state.buffer is not None:
-        state.buffer.push(x_neg, indices)
-    loss, metrics = contrastive_divergence(state.energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+               *, collect_info: bool = False, objective: Objective | None = None) -> dict[str, Tensor]:
+    """One iteration of Algorithm 1 (or of an MCMC-free ``objective``); returns detached scalar metrics.
+
+    The only host synchronisation is the finite-loss check, once per iteration, outside the sampler loop."""
+    info: dict[str, Tensor] = {}
+    if objective is None:
+        x0, indices = chains.initial(x_pos, state.buffer, state.generator)
+        result = run_chains(sampler, state.energy, x0, settings.num_steps, generator=state.generator,
+                            record_info=collect_info)
+        x_neg = result.x.detach()
+        if state.buffer is not None:
+            state.buffer.push(x_neg, indices)
+        loss, metrics = contrastive_divergence(state.energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        info = result.info
+    else:
+        loss, metrics = objective(state.energy, x_pos, state.generator)
+        metrics = dict(metrics)
     if not torch.isfinite(loss):
         raise TrainingDiverged(
             f"training diverged at iteration {state.iteration + 1}: the loss is {loss.item()}; "
@@ -116,7 +127,7 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     state.optimizer.step()
     state.iteration += 1
     metrics["loss"] = loss.detach()
-    for key, values in result.info.items():
+    for key, values in info.items():
         name = {"accept_prob": "accept_rate"}.get(key, key)
         metrics[name] = values.mean()
     return metrics
@@ -124,13 +135,15 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
 
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
           *, on_log: Callable[[dict[str, float]], None] | None = None,
-          on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True) -> TrainState:
+          on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True,
+          objective: Objective | None = None) -> TrainState:
     """Run ``settings.iterations - state.iteration`` iterations.
 
     ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
     receives ``{"iteration", "loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", ...,
     "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
-    ``checkpoint_every`` iterations and at the end.
+    ``checkpoint_every`` iterations and at the end. ``objective``: an MCMC-free loss to train with instead of
+    contrastive divergence (then ``sampler`` and ``chains`` are not used).
     """
     start = time.perf_counter()
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
@@ -138,12 +151,12 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     while state.iteration < settings.iterations:
         log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
         x_pos = data(settings.batch_size, state.generator)
-        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now)
+        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective)
         bar.update(1)
         if log_now:
             record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},
                       "wall_time": time.perf_counter() - start}
-            bar.set_postfix(loss=f"{record['loss']:.3g}", gap=f"{record['energy_gap']:.3g}")
+            bar.set_postfix(loss=f"{record['loss']:.3g}")
             if on_log is not None:
                 on_log(record)
         every = settings.checkpoint_every

@@ -19,6 +19,7 @@ from anila.config import Config, config_from_dict
 from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
+from anila.objectives.select import bind_objective
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import load_checkpoint, save_checkpoint
 from anila.train.figures import plot_densities, plot_image_grid, plot_samples
@@ -100,11 +101,20 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True) 
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
+    objective = bind_objective(config.objective, data, state.generator)
     train(state, config.sampler, config.chains, data, settings, on_log=log,
-          on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress)
+          on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress, objective=objective)
     if images is not None:
         return evaluate_image_run(config, energy, images, out_dir)
     return evaluate_run(config, energy, out_dir)
+
+
+def run_title(config: Config) -> str:
+    """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
+    sampling = f"{type(config.sampler).__name__}, K={config.train.num_steps}"
+    if config.objective.uses_sampler:
+        return f"{config.data.name}: {sampling}"
+    return f"{config.data.name}: {type(config.objective).__name__} (samples: {sampling})"
 
 
 def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Tensor, out_dir: Path) -> RunSummary:
@@ -116,7 +126,7 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
     shown = images[torch.randperm(len(images), generator=generator, device=device)[:GRID_IMAGES]]
     with torch.no_grad():
         metrics = {"energy_data": float(energy(shown).mean()), "energy_samples": float(energy(samples).mean())}
-    title = f"{config.data.name}: {type(config.sampler).__name__}, K={config.train.num_steps}"
+    title = run_title(config)
     summary = RunSummary(out_dir=out_dir, metrics=metrics, figures=[
         plot_image_grid(shown, out_dir / "data.png", f"{config.data.name}: data"),
         plot_image_grid(samples, out_dir / "samples.png", title),
@@ -142,7 +152,7 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
                                hellinger=d["hellinger"])
     samples = draw_samples(config, energy, config.eval.num_samples, generator=generator)
     data = dataset.sample(config.eval.num_samples, generator=generator, device=device)
-    title = f"{config.data.name}: {type(config.sampler).__name__}, K={config.train.num_steps}"
+    title = run_title(config)
     summary.figures = [
         plot_samples(data, samples, bound, out_dir / "samples.png", title),
         plot_densities(log_model, log_true, bound, out_dir / "density.png", title),

@@ -1,0 +1,172 @@
+"""Objectives as small frozen configs with one call: ``objective(energy, x, generator) -> (loss, metrics)``.
+
+This is what a training config's ``[objective]`` section builds (``name = "cd" | "sm" | "dsm" | "ssm" | "nce" |
+"perturbation_nce"``). ``cd`` is maximum likelihood with MCMC negatives: the training loop runs the sampler
+for it. The others are MCMC-free (tutorial seed, sections 4-5). ``nce`` learns ``log Z`` as a parameter of
+:class:`LogZEnergy`, which the run wraps around the energy, and fits its Gaussian noise to the data before
+training (:meth:`NoiseContrastiveEstimation.prepare`).
+
+>>> objective = SlicedScoreMatching(num_projections=2, variance_reduced=True)
+>>> loss, metrics = objective(energy, data_batch, generator)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
+from anila.objectives.score_matching import (
+    PROJECTIONS,
+    denoising_score_matching,
+    exact_score_matching,
+    sliced_score_matching,
+)
+
+Metrics = dict[str, Tensor]
+
+
+class LogZEnergy(nn.Module):
+    """``energy`` plus a learnable scalar ``log_z`` (for NCE): ``forward(x) = energy(x)``."""
+
+    def __init__(self, energy: nn.Module):
+        super().__init__()
+        self.energy = energy
+        self.log_z = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.energy(x)
+
+
+def _check_projection(projection: str) -> None:
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}; got {projection!r}")
+
+
+@dataclass(frozen=True)
+class ContrastiveDivergence:
+    """Maximum likelihood with sampler negatives; the loop's sampler, chains and ``train.l2_reg`` apply."""
+
+    uses_sampler: ClassVar[bool] = True
+    needs_smooth_energy: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class ScoreMatching:
+    """Exact score matching (eq. 8): ``½‖∇E‖² − tr ∇²E``; one backward per dimension, ``dim <= max_dim``."""
+
+    max_dim: int = 20
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.max_dim < 1:
+            raise ValueError(f"max_dim must be >= 1, got {self.max_dim}")
+
+    def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
+        return exact_score_matching(energy, x, max_dim=self.max_dim)
+
+
+@dataclass(frozen=True)
+class DenoisingScoreMatching:
+    """Denoising score matching (eq. 10-11) at noise ``sigma``, optionally with the control variate (eq. 13-14).
+
+    Its optimum is the data convolved with ``N(0, sigma² I)``, not the data."""
+
+    sigma: float = 0.1
+    control_variate: bool = False
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+
+    def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
+        return denoising_score_matching(energy, x, sigma=self.sigma, generator=generator,
+                                        control_variate=self.control_variate)
+
+
+@dataclass(frozen=True)
+class SlicedScoreMatching:
+    """Sliced score matching (eq. 15), or its variance-reduced form (eq. 17)."""
+
+    num_projections: int = 1
+    projection: str = "gaussian"
+    variance_reduced: bool = False
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_projection(self.projection)
+        if self.num_projections < 1:
+            raise ValueError(f"num_projections must be >= 1, got {self.num_projections}")
+
+    def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
+        return sliced_score_matching(energy, x, num_projections=self.num_projections, projection=self.projection,
+                                     variance_reduced=self.variance_reduced, generator=generator)
+
+
+@dataclass(frozen=True)
+class NoiseContrastiveEstimation:
+    """NCE (eq. 18-21) against a Gaussian fitted to ``fit_samples`` data points, ``noise_ratio`` noise draws
+    per data point, with ``log Z`` learned (the energy must be a :class:`LogZEnergy`)."""
+
+    noise_ratio: float = 1.0
+    fit_samples: int = 10000
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not self.noise_ratio > 0 or self.fit_samples < 2:
+            raise ValueError(f"noise_ratio must be > 0 and fit_samples >= 2; got {self.noise_ratio}, "
+                             f"{self.fit_samples}")
+
+    def prepare(self, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator) -> Callable:
+        """Fit the noise to the data; returns the bound loss ``(energy, x, generator) -> (loss, metrics)``."""
+        noise = GaussianNoise.fit(data(self.fit_samples, generator))
+
+        def loss(energy: LogZEnergy, x: Tensor, generator: torch.Generator | None = None):
+            if not isinstance(energy, LogZEnergy):
+                raise TypeError("NCE learns log Z: wrap the energy in anila.objectives.LogZEnergy")
+            return nce_loss(energy, energy.log_z, x, noise.to(x.device), noise_ratio=self.noise_ratio,
+                            generator=generator)
+
+        return loss
+
+
+@dataclass(frozen=True)
+class PerturbationNCE:
+    """NCE against data shifted by ``±scale · v`` (eq. 25-26): no noise density, no ``log Z``."""
+
+    scale: float = 0.1
+    projection: str = "gaussian"
+    num_projections: int = 1
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_projection(self.projection)
+        if not self.scale > 0 or self.num_projections < 1:
+            raise ValueError(f"scale must be > 0 and num_projections >= 1; got {self.scale}, {self.num_projections}")
+
+    def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
+        return perturbation_nce(energy, x, scale=self.scale, projection=self.projection,
+                                num_projections=self.num_projections, generator=generator)
+
+
+#: Objective names used by configs.
+OBJECTIVES = {"cd": ContrastiveDivergence, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
+              "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE}
+
+
+def bind_objective(objective, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator):
+    """The ``(energy, x, generator) -> (loss, metrics)`` callable to train with (``None`` for CD)."""
+    if objective.uses_sampler:
+        return None
+    prepare = getattr(objective, "prepare", None)
+    return prepare(data, generator) if prepare is not None else objective

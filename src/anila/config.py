@@ -37,11 +37,19 @@ from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import ConfigError
-from anila.objectives.select import OBJECTIVES, LogZEnergy, NoiseContrastiveEstimation
+from anila.objectives.score_matching import NoiseConditionalMLP
+from anila.objectives.select import (
+    OBJECTIVES,
+    LogZEnergy,
+    MultilevelDenoisingScoreMatching,
+    NoiseContrastiveEstimation,
+)
 from anila.samplers import SAMPLERS
 from anila.train.loop import TrainSettings
 
-ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy}
+ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy,
+                                         "noise_conditional_mlp": NoiseConditionalMLP}
+POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
 IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
 
@@ -144,9 +152,9 @@ class Config:
 def derived_model_kwargs(model_name: str, data: DataConfig) -> dict[str, int]:
     """The model arguments that come from the data: ``dim`` for point models, channels and size for images."""
     shape = data.event_shape
-    if model_name == "mlp":
+    if model_name in POINT_MODELS:
         if len(shape) != 1:
-            raise ValueError(f"model mlp takes point data; {data.name} is images: use convnet or resnet")
+            raise ValueError(f"model {model_name} takes point data; {data.name} is images: use convnet or resnet")
         return {"dim": shape[0]}
     if len(shape) != 3:
         raise ValueError(f"model {model_name} takes images; {data.name} is 2-D points: use mlp")
@@ -275,6 +283,10 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
     _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
     objective = _construct("objective", objective_cls, _checked_kwargs("objective", objective_cls, objective_values))
+    noise_conditional = model_name == "noise_conditional_mlp"
+    if noise_conditional != isinstance(objective, MultilevelDenoisingScoreMatching):
+        raise ConfigError("objective.name: multilevel_dsm and model.name = noise_conditional_mlp go together; "
+                          "use both or neither")
     if objective.needs_smooth_energy and model.get("activation", "leaky_relu") not in SMOOTH_ACTIVATIONS:
         raise ConfigError(f"objective.name: {sections['objective']['name']} uses second derivatives of the energy, "
                           f"which are zero for a piecewise-linear network; set model.activation to one of "

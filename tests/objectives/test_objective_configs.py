@@ -22,6 +22,9 @@ def test_every_objective_trains_through_the_run(name, tmp_path):
     from anila.train.run import run_training
 
     raw = {**TINY, "objective": {"name": name} | ({"fit_samples": 500} if name == "nce" else {})}
+    if name == "multilevel_dsm":
+        raw["model"] = {"name": "noise_conditional_mlp", "width": 16, "depth": 2}
+        raw["objective"] |= {"steps_per_level": 2}
     config = config_from_dict(raw)
     summary = run_training(config, tmp_path, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -29,6 +32,18 @@ def test_every_objective_trains_through_the_run(name, tmp_path):
     assert summary.metrics["kl_true_model"] > 0
     if name == "nce":
         assert "log_z" in records[-1]
+
+
+def test_multilevel_dsm_samples_with_annealed_langevin_from_a_checkpoint(tmp_path):
+    from anila.train.run import run_training
+
+    raw = {**TINY, "model": {"name": "noise_conditional_mlp", "width": 16, "depth": 2},
+           "objective": {"name": "multilevel_dsm", "steps_per_level": 3}}
+    run_training(config_from_dict(raw), tmp_path, progress=False)
+    assert main(["sample", str(tmp_path), "--num", "7", "--out", str(tmp_path / "s.npy")]) == 0
+    import numpy as np
+
+    assert np.load(tmp_path / "s.npy").shape == (7, 2)
 
 
 def test_nce_log_z_is_checkpointed_and_reloaded(tmp_path):
@@ -46,6 +61,8 @@ def test_nce_log_z_is_checkpointed_and_reloaded(tmp_path):
     ({"name": "dsm", "sigma": 0.0}, "objective.sigma must be > 0"),
     ({"name": "dsm", "sigmas": [1.0]}, "objective.sigmas: unknown key; valid keys: name, sigma"),
     ({"name": "vae"}, "objective.name: must be one of cd, sm, dsm"),
+    ({"name": "multilevel_dsm"}, "multilevel_dsm and model.name = noise_conditional_mlp go together"),
+    ({"name": "multilevel_dsm", "sigma_min": 2.0}, "objective.sigma_min must be in (0, sigma_max)"),
 ])
 def test_bad_objective_settings(objective, message):
     with pytest.raises(ConfigError) as info:

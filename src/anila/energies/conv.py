@@ -30,9 +30,9 @@ class ConvNetEnergy(nn.Module):
     def __init__(self, in_channels: int = 3, n_f: int = 64, image_size: int = 32, activation: str = "leaky_relu",
                  negative_slope: float = 0.05):
         super().__init__()
-        if in_channels < 1 or n_f < 1 or image_size < 4:
-            raise ValueError(f"need in_channels >= 1, n_f >= 1 and image_size >= 4; got {in_channels}, {n_f}, "
-                             f"{image_size}")
+        for name, value, low in (("n_f", n_f, 1), ("in_channels", in_channels, 1), ("image_size", image_size, 4)):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, n_f, 3, 1, 1), make_activation(activation, negative_slope)]
         width, size = n_f, image_size
         while size >= 8:
@@ -100,8 +100,9 @@ class ResNetEnergy(nn.Module):
                  self_attention: bool = False, layer_norm: bool = False, activation: str = "leaky_relu",
                  image_size: int = 32):
         super().__init__()
-        if in_channels < 1 or width < 1 or num_blocks < 1:
-            raise ValueError(f"need in_channels, width, num_blocks >= 1; got {in_channels}, {width}, {num_blocks}")
+        for name, value in (("width", width), ("num_blocks", num_blocks), ("in_channels", in_channels)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, 1, 1), spectral_norm)
         blocks: list[nn.Module] = []
         c, size = width, image_size

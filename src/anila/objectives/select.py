@@ -1,10 +1,10 @@
 """Objectives as small frozen configs with one call: ``objective(energy, x, generator) -> (loss, metrics)``.
 
-This is what a training config's ``[objective]`` section builds (``name = "cd" | "sm" | "dsm" | "ssm" | "nce" |
-"perturbation_nce"``). ``cd`` is maximum likelihood with MCMC negatives: the training loop runs the sampler
-for it. The others are MCMC-free (tutorial seed, sections 4-5). ``nce`` learns ``log Z`` as a parameter of
-:class:`LogZEnergy`, which the run wraps around the energy, and fits its Gaussian noise to the data before
-training (:meth:`NoiseContrastiveEstimation.prepare`).
+This is what a training config's ``[objective]`` section builds (``name = "cd" | "sm" | "dsm" | "ssm" |
+"nce" | "perturbation_nce" | "multilevel_dsm"``). ``cd`` is maximum likelihood with MCMC negatives: the
+training loop runs the sampler for it. The others are MCMC-free (tutorial seed, sections 4-5). ``nce``
+learns ``log Z`` as a parameter of :class:`LogZEnergy`, which the run wraps around the energy, and fits its
+Gaussian noise to the data before training (:meth:`NoiseContrastiveEstimation.prepare`).
 
 >>> objective = SlicedScoreMatching(num_projections=2, variance_reduced=True)
 >>> loss, metrics = objective(energy, data_batch, generator)   # doctest: +SKIP
@@ -22,8 +22,10 @@ from torch import Tensor, nn
 from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
 from anila.objectives.score_matching import (
     PROJECTIONS,
+    annealed_langevin,
     denoising_score_matching,
     exact_score_matching,
+    multilevel_dsm,
     sliced_score_matching,
 )
 
@@ -159,9 +161,63 @@ class PerturbationNCE:
                                 num_projections=self.num_projections, generator=generator)
 
 
+class AtNoiseLevel(nn.Module):
+    """A noise-conditional energy ``E(x, σ)`` read at one fixed ``σ``: ``forward(x) = E(x, sigma)``."""
+
+    def __init__(self, energy: nn.Module, sigma: float):
+        super().__init__()
+        self.energy = energy
+        self.sigma = float(sigma)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.energy(x, torch.full((x.shape[0],), self.sigma, device=x.device, dtype=x.dtype))
+
+
+@dataclass(frozen=True)
+class MultilevelDenoisingScoreMatching:
+    """Multi-noise-level DSM (section 4.4, NCSN): σ²-weighted DSM over ``num_levels`` geometric noise levels from
+    ``sigma_max`` to ``sigma_min``, for a noise-conditional energy ``E(x, σ)`` (``model.name =
+    "noise_conditional_mlp"``). Samples come from annealed Langevin, ``steps_per_level`` steps per level with
+    step ``sampling_step_size · σ_l² / σ_min²`` (default ``sampling_step_size = σ_min²``)."""
+
+    sigma_max: float = 1.0
+    sigma_min: float = 0.05
+    num_levels: int = 8
+    steps_per_level: int = 50
+    sampling_step_size: float | None = None
+    uses_sampler: ClassVar[bool] = False
+    needs_smooth_energy: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sigma_min < self.sigma_max or self.num_levels < 2 or self.steps_per_level < 1:
+            raise ValueError(f"sigma_min must be in (0, sigma_max), num_levels >= 2 and steps_per_level >= 1; got "
+                             f"{self.sigma_min}, {self.sigma_max}, {self.num_levels}, {self.steps_per_level}")
+        if self.sampling_step_size is not None and not self.sampling_step_size > 0:
+            raise ValueError(f"sampling_step_size must be > 0, got {self.sampling_step_size}")
+
+    @property
+    def sigmas(self) -> list[float]:
+        ratio = (self.sigma_min / self.sigma_max) ** (1 / (self.num_levels - 1))
+        return [self.sigma_max * ratio**i for i in range(self.num_levels)]
+
+    def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
+        return multilevel_dsm(energy, x, self.sigmas, generator=generator)
+
+    def sample(self, energy, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Annealed Langevin from ``x0`` through every level, largest first."""
+        step = self.sampling_step_size if self.sampling_step_size is not None else self.sigma_min**2
+        return annealed_langevin(energy, x0, self.sigmas, steps_per_level=self.steps_per_level, step_size=step,
+                                 generator=generator)
+
+    def density_energy(self, energy: nn.Module) -> nn.Module:
+        """The energy whose ``exp(-E)`` is the model's density: ``E(x, sigma_min)``."""
+        return AtNoiseLevel(energy, self.sigma_min)
+
+
 #: Objective names used by configs.
 OBJECTIVES = {"cd": ContrastiveDivergence, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
-              "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE}
+              "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
+              "multilevel_dsm": MultilevelDenoisingScoreMatching}
 
 
 def bind_objective(objective, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator):

@@ -75,11 +75,15 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
     steps = config.train.num_steps if num_steps is None else num_steps
     device = next(energy.parameters()).device
     noise = config.chains.noise_init()
+    annealed = getattr(config.objective, "sample", None)  # noise-conditional models: annealed Langevin
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
-        out.append(sample_chains(config.sampler, energy, x0, steps, generator=generator).detach())
+        if annealed is not None:
+            out.append(annealed(energy, x0, generator=generator).detach())
+        else:
+            out.append(sample_chains(config.sampler, energy, x0, steps, generator=generator).detach())
     return torch.cat(out)
 
 
@@ -114,6 +118,8 @@ def run_title(config: Config) -> str:
     sampling = f"{type(config.sampler).__name__}, K={config.train.num_steps}"
     if config.objective.uses_sampler:
         return f"{config.data.name}: {sampling}"
+    if hasattr(config.objective, "sample"):
+        return f"{config.data.name}: {type(config.objective).__name__} (annealed Langevin samples)"
     return f"{config.data.name}: {type(config.objective).__name__} (samples: {sampling})"
 
 
@@ -143,7 +149,8 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     summary = RunSummary(out_dir=out_dir)
     energy.eval()
-    log_model = grid_log_prob(lambda x: -energy(x), bound, config.eval.grid_resolution, device=device)
+    density_energy = getattr(config.objective, "density_energy", lambda e: e)(energy)
+    log_model = grid_log_prob(lambda x: -density_energy(x), bound, config.eval.grid_resolution, device=device)
     log_true = None
     if dataset.has_density:
         log_true = grid_log_prob(dataset.log_density, bound, config.eval.grid_resolution, device=device)

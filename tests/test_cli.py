@@ -122,10 +122,35 @@ def test_help_for_every_command(command, capsys):
     assert exit_info.value.code == 0 and "usage: anila" in capsys.readouterr().out
 
 
+def tiny_image_root(name: str, root: Path) -> Path:
+    """A few images in the real on-disk format of ``name``: CIFAR-10 binary batches or a folder of jpgs."""
+    rng = np.random.default_rng(0)
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-bin"
+        folder.mkdir(parents=True)
+        records = np.concatenate([rng.integers(0, 10, (12, 1)), rng.integers(0, 256, (12, 3072))], 1)
+        for batch in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            (folder / batch).write_bytes(records.astype(np.uint8).tobytes())
+    else:
+        from PIL import Image
+
+        root.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / f"image_{i}.jpg")
+    return root
+
+
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_config_runs_with_tiny_sizes(config, tmp_path):
     tiny = ["train.iterations=2", "train.batch_size=8", "train.num_steps=2", "train.checkpoint_every=0",
-            "eval.grid_resolution=8", "eval.num_samples=8"]
+            "eval.grid_resolution=8", "eval.num_samples=8", "train.device=cpu"]
+    data = tomllib.loads(config.read_text())["data"]
+    if data.get("root"):
+        tiny.append(f"data.root={tiny_image_root(data['name'], tmp_path / 'data')}")
+    if "buffer_size" in config.read_text():
+        tiny.append("chains.buffer_size=16")
+    model = tomllib.loads(config.read_text()).get("model", {}).get("name")
+    tiny += {"convnet": ["model.n_f=8"], "resnet": ["model.width=8"]}.get(model, [])
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet",
                  *[arg for item in tiny for arg in ("--set", item)]]) == 0
 
@@ -168,3 +193,6 @@ def test_image_run_writes_grids_and_samples_from_its_checkpoint(tmp_path):
     assert main(["sample", str(out), "--num", "3", "--out", str(tmp_path / "s.npy")]) == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (3, 1, 8, 8) and np.abs(samples).max() <= 1.0  # the sampler clamps to pixels
+    assert main(["sample", str(out), "--num", "3", "--steps", "4", "--augment-every", "2", "--out",
+                 str(tmp_path / "a.npy")]) == 0
+    assert np.load(tmp_path / "a.npy").shape == (3, 1, 8, 8)

@@ -37,7 +37,10 @@ def _sample(args: argparse.Namespace) -> int:
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
-    samples = draw_samples(config, energy, args.num, num_steps=args.steps, generator=generator)
+    if args.augment_every and config.data.is_toy:
+        raise AnilaError("--augment-every applies to image models only")
+    samples = draw_samples(config, energy, args.num, num_steps=args.steps, generator=generator,
+                           augment_every=args.augment_every)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, samples.cpu().numpy())
     print(f"wrote {args.num} samples, shape {tuple(samples.shape)}, to {args.out}")
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npy file, shape (num, *event)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training K)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--augment-every", type=int, default=0, metavar="N",
+                   help="improved-CD sampling (Algorithm 2): augmentation transitions every N steps (images)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("demo", help="train several configs and compare their final density KL",

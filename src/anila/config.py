@@ -40,6 +40,7 @@ from anila.errors import ConfigError
 from anila.objectives.score_matching import NoiseConditionalMLP
 from anila.objectives.select import (
     OBJECTIVES,
+    ImprovedCD,
     LogZEnergy,
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
@@ -292,6 +293,13 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
                           f"{', '.join(SMOOTH_ACTIVATIONS)}")
     train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
+    if isinstance(objective, ImprovedCD):
+        if train.num_steps < 1:
+            raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
+                              "set num_steps >= 1")
+        if objective.augment and (data.is_toy or chains.init not in ("replay", "persistent")):
+            raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
+                              "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
                   objective=objective)

@@ -60,11 +60,43 @@ def test_nce_log_z_is_checkpointed_and_reloaded(tmp_path):
     ({"name": "ssm", "projection": "uniform"}, "objective.projection must be one of"),
     ({"name": "dsm", "sigma": 0.0}, "objective.sigma must be > 0"),
     ({"name": "dsm", "sigmas": [1.0]}, "objective.sigmas: unknown key; valid keys: name, sigma"),
-    ({"name": "vae"}, "objective.name: must be one of cd, sm, dsm"),
+    ({"name": "vae"}, "objective.name: must be one of cd, improved_cd, sm, dsm"),
     ({"name": "multilevel_dsm"}, "multilevel_dsm and model.name = noise_conditional_mlp go together"),
     ({"name": "multilevel_dsm", "sigma_min": 2.0}, "objective.sigma_min must be in (0, sigma_max)"),
 ])
 def test_bad_objective_settings(objective, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict({**TINY, "objective": objective})
+    assert message in str(info.value)
+
+
+def test_improved_cd_trains_with_kl_term_bank_augmentation_and_ema(tmp_path):
+    from anila.train.checkpoint import load_checkpoint
+    from anila.train.run import run_training
+
+    raw = {"data": {"name": "digits"}, "model": {"name": "convnet", "n_f": 4},
+           "objective": {"name": "improved_cd", "augment": True, "bank_size": 8},
+           "sampler": {"name": "langevin", "step_size": 1.0, "noise_scale": 0.01, "clamp": [-1.0, 1.0]},
+           "chains": {"init": "replay", "noise": "uniform", "buffer_size": 32},
+           "train": {"iterations": 3, "batch_size": 8, "num_steps": 2, "log_every": 1, "ema_decay": 0.9,
+                     "grad_clip": 1.0},
+           "eval": {"num_samples": 4}}
+    run_training(config_from_dict(raw), tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"kl_energy", "entropy", "param_grad_norm"} <= set(records[-1])
+    assert records[0]["entropy"] == 0.0 and records[-1]["entropy"] != 0.0  # the bank fills after one step
+    groups, _ = load_checkpoint(tmp_path)
+    assert {"model", "ema", "buffer", "bank"} <= set(groups)
+    assert not torch.equal(groups["ema"]["net.0.weight"], groups["model"]["net.0.weight"])
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"train": {"num_steps": 0}}, "improved_cd backpropagates through the last sampler step"),
+    ({"chains": {"init": "noise"}}, "objective.augment: augmentation transitions apply to image chains"),
+])
+def test_improved_cd_config_errors(change, message):
+    raw = {"data": {"name": "digits"}, "objective": {"name": "improved_cd", "augment": True},
+           "chains": {"init": "replay"}} | change
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
     assert message in str(info.value)

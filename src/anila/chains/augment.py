@@ -18,7 +18,10 @@ call draws one seed from it, then runs kornia inside ``torch.random.fork_rng`` w
 seeded from that seed, so the output is a function of the generator's state alone, and the global RNG
 is left exactly as it was. Drawing the seed reads one number back from the generator's device (one
 host sync on a GPU generator, once per call, not per sampler step). With ``generator=None`` kornia
-uses, and advances, the global RNG as usual.
+uses, and advances, the global RNG as usual. Because the global RNG is process-wide, two threads must
+not augment (or otherwise draw from the global RNG) at the same time.
+
+kornia is an optional dependency (the ``images`` extra), imported on the first call.
 """
 
 from __future__ import annotations
@@ -26,13 +29,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
 from anila.energies.base import Energy
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
+
+
+def _kornia_augmentation():
+    """``kornia.augmentation``, imported on first use: it is an optional dependency and slow to import."""
+    try:
+        import kornia.augmentation
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("augmentation transitions need kornia: pip install 'anila[images]'") from None
+    return kornia.augmentation
 
 
 def _probability(name: str, value: float) -> None:
@@ -94,6 +105,7 @@ class Augmentation:
 
     def pipeline(self, channels: int, height: int, width: int) -> nn.Sequential:
         """The kornia modules applied to ``[0, 1]`` images of this shape (empty when all are disabled)."""
+        K = _kornia_augmentation()
         ops: list[nn.Module] = []
         if self.resized_crop is not None:
             ops.append(K.RandomResizedCrop((height, width), scale=self.resized_crop, ratio=self.crop_ratio))

@@ -2,6 +2,7 @@
 as the small configs that ``[objective]`` builds."""
 
 from anila.objectives.contrastive import contrastive_divergence
+from anila.objectives.improved_cd import NearestNeighbourBank, kl_term, nearest_neighbour_entropy
 from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
 from anila.objectives.score_matching import (
     NoiseConditionalMLP,
@@ -15,6 +16,7 @@ from anila.objectives.select import (
     OBJECTIVES,
     ContrastiveDivergence,
     DenoisingScoreMatching,
+    ImprovedCD,
     LogZEnergy,
     NoiseContrastiveEstimation,
     PerturbationNCE,
@@ -24,7 +26,8 @@ from anila.objectives.select import (
 )
 
 __all__ = [
-    "OBJECTIVES", "ContrastiveDivergence", "DenoisingScoreMatching", "GaussianNoise", "LogZEnergy",
+    "OBJECTIVES", "ContrastiveDivergence", "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "LogZEnergy",
+    "NearestNeighbourBank", "kl_term", "nearest_neighbour_entropy",
     "NoiseConditionalMLP", "NoiseContrastiveEstimation", "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching",
     "annealed_langevin", "bind_objective", "contrastive_divergence", "denoising_score_matching",
     "exact_score_matching", "multilevel_dsm", "nce_loss", "perturbation_nce", "sliced_score_matching",

@@ -1,10 +1,10 @@
 """Objectives as small frozen configs with one call: ``objective(energy, x, generator) -> (loss, metrics)``.
 
 This is what a training config's ``[objective]`` section builds (``name = "cd" | "sm" | "dsm" | "ssm" |
-"nce" | "perturbation_nce" | "multilevel_dsm"``). ``cd`` is maximum likelihood with MCMC negatives: the
-training loop runs the sampler for it. The others are MCMC-free (tutorial seed, sections 4-5). ``nce``
-learns ``log Z`` as a parameter of :class:`LogZEnergy`, which the run wraps around the energy, and fits its
-Gaussian noise to the data before training (:meth:`NoiseContrastiveEstimation.prepare`).
+"nce" | "perturbation_nce" | "multilevel_dsm" | "improved_cd"``). ``cd`` and ``improved_cd`` train with
+MCMC negatives: the training loop runs the sampler for them. The others are MCMC-free (tutorial seed,
+sections 4-5). ``nce`` learns ``log Z`` as a parameter of :class:`LogZEnergy`, which the run wraps around the
+energy, and fits its Gaussian noise to the data before training (:meth:`NoiseContrastiveEstimation.prepare`).
 
 >>> objective = SlicedScoreMatching(num_projections=2, variance_reduced=True)
 >>> loss, metrics = objective(energy, data_batch, generator)   # doctest: +SKIP
@@ -55,6 +55,27 @@ class ContrastiveDivergence:
 
     uses_sampler: ClassVar[bool] = True
     needs_smooth_energy: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class ImprovedCD:
+    """Improved contrastive divergence (Du et al. 2021): the CD loss plus ``kl_weight`` × the KL term through
+    the differentiable last sampler step (energy parameters frozen there), whose entropy part is the
+    nearest-neighbour estimate (weight ``entropy_weight``) against the last ``bank_size`` negatives. With
+    ``augment = true``, chains drawn from the replay buffer first go through the augmentation transitions
+    (flip, colour jitter, resized crop, blur; :class:`anila.chains.augment.Augmentation`)."""
+
+    kl_weight: float = 1.0
+    entropy_weight: float = 1.0
+    bank_size: int = 100
+    augment: bool = False
+    uses_sampler: ClassVar[bool] = True
+    needs_smooth_energy: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.kl_weight < 0 or self.entropy_weight < 0 or self.bank_size < 2:
+            raise ValueError(f"kl_weight and entropy_weight must be >= 0 and bank_size >= 2; got {self.kl_weight}, "
+                             f"{self.entropy_weight}, {self.bank_size}")
 
 
 @dataclass(frozen=True)
@@ -215,13 +236,16 @@ class MultilevelDenoisingScoreMatching:
 
 
 #: Objective names used by configs.
-OBJECTIVES = {"cd": ContrastiveDivergence, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
-              "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
-              "multilevel_dsm": MultilevelDenoisingScoreMatching}
+OBJECTIVES = {
+    "cd": ContrastiveDivergence, "improved_cd": ImprovedCD, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
+    "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
+    "multilevel_dsm": MultilevelDenoisingScoreMatching,
+}
 
 
 def bind_objective(objective, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator):
-    """The ``(energy, x, generator) -> (loss, metrics)`` callable to train with (``None`` for CD)."""
+    """The ``(energy, x, generator) -> (loss, metrics)`` callable to train with (``None`` for sampler-based
+    objectives, which the loop handles itself)."""
     if objective.uses_sampler:
         return None
     prepare = getattr(objective, "prepare", None)

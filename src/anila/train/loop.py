@@ -19,11 +19,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
 from anila.errors import TrainingDiverged
 from anila.objectives.contrastive import contrastive_divergence
+from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
+from anila.objectives.select import ImprovedCD
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
+from anila.train.ema import EMA
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
 Objective = Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
@@ -35,7 +39,9 @@ class TrainSettings:
 
     ``iterations`` parameter updates with Adam(``lr``, ``(beta1, beta2)``) on batches of ``batch_size``
     data points and as many chains; ``num_steps`` (K) sampler transitions per iteration; a log record
-    every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end).
+    every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end). ``ema_decay`` > 0 keeps an
+    exponential moving average of the weights, used for sampling and evaluation; ``grad_clip`` > 0 clips the
+    parameter gradient's global norm.
     """
 
     iterations: int = 1000
@@ -49,6 +55,8 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 0
     device: str = "cpu"
+    ema_decay: float = 0.0
+    grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
@@ -62,6 +70,8 @@ class TrainSettings:
             raise ValueError("beta1 and beta2 must be in [0, 1)")
         if self.l2_reg < 0:
             raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
+        if not 0 <= self.ema_decay < 1 or self.grad_clip < 0:
+            raise ValueError(f"ema_decay must be in [0, 1) and grad_clip >= 0; got {self.ema_decay}, {self.grad_clip}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -78,6 +88,13 @@ class TrainState:
     generator: torch.Generator
     buffer: ReplayBuffer | None
     iteration: int = 0
+    ema: EMA | None = None
+    bank: NearestNeighbourBank | None = None
+
+    @property
+    def eval_energy(self) -> nn.Module:
+        """The weights to sample and evaluate with: the EMA copy when one is kept."""
+        return self.ema.shadow if self.ema is not None else self.energy
 
 
 def resolve_device(name: str) -> torch.device:
@@ -96,7 +113,8 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     optimizer = torch.optim.Adam(energy.parameters(), lr=settings.lr, betas=(settings.beta1, settings.beta2))
     dtype = next(energy.parameters()).dtype
     buffer = chains.make_buffer(settings.batch_size, event_shape, generator=generator, device=device, dtype=dtype)
-    return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer)
+    ema = EMA(energy, decay=settings.ema_decay) if settings.ema_decay > 0 else None
+    return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer, ema=ema)
 
 
 def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
@@ -105,14 +123,25 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
 
     The only host synchronisation is the finite-loss check, once per iteration, outside the sampler loop."""
     info: dict[str, Tensor] = {}
-    if objective is None:
+    if objective is None or isinstance(objective, ImprovedCD):
+        improved = objective
         x0, indices = chains.initial(x_pos, state.buffer, state.generator)
+        if improved is not None and improved.augment and indices is not None and x0.dim() == 4:
+            x0 = Augmentation()(x0, state.generator)
         result = run_chains(sampler, state.energy, x0, settings.num_steps, generator=state.generator,
-                            record_info=collect_info)
+                            record_info=collect_info, differentiable_last_step=improved is not None)
         x_neg = result.x.detach()
         if state.buffer is not None:
             state.buffer.push(x_neg, indices)
         loss, metrics = contrastive_divergence(state.energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        if improved is not None:
+            if state.bank is None:
+                state.bank = NearestNeighbourBank(improved.bank_size)
+            kl_loss, kl_metrics = kl_term(state.energy, result.x, entropy_samples=state.bank.tensor(),
+                                          entropy_weight=improved.entropy_weight)
+            loss = loss + improved.kl_weight * kl_loss
+            metrics.update(kl_metrics)
+            state.bank.push(x_neg)
         info = result.info
     else:
         loss, metrics = objective(state.energy, x_pos, state.generator)
@@ -124,7 +153,11 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
         )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if settings.grad_clip > 0:
+        metrics["param_grad_norm"] = torch.nn.utils.clip_grad_norm_(state.energy.parameters(), settings.grad_clip)
     state.optimizer.step()
+    if state.ema is not None:
+        state.ema.update(state.energy)
     state.iteration += 1
     metrics["loss"] = loss.detach()
     for key, values in info.items():

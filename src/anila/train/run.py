@@ -15,11 +15,12 @@ from pathlib import Path
 import tomli_w
 import torch
 
+from anila.chains.augment import Augmentation, augment_every_n
 from anila.config import Config, config_from_dict
 from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.objectives.select import bind_objective
+from anila.objectives.select import ImprovedCD, bind_objective
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import load_checkpoint, save_checkpoint
 from anila.train.figures import plot_densities, plot_image_grid, plot_samples
@@ -59,19 +60,27 @@ def _checkpoint_writer(config: Config, out_dir: Path):
         groups = {"model": state.energy.state_dict()}
         if state.buffer is not None:
             groups["buffer"] = state.buffer.state_dict()
+        if state.ema is not None:
+            groups["ema"] = state.ema.state_dict()
+        if state.bank is not None and state.bank.tensor() is not None:
+            groups["bank"] = state.bank.state_dict()
         save_checkpoint(out_dir / "checkpoints" / f"iter_{state.iteration:07d}.safetensors", groups,
                         {"iteration": state.iteration, "config": config.to_dict()})
         if not config.data.is_toy:
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
-            samples = draw_samples(config, state.energy, GRID_IMAGES, generator=generator)
+            samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
                             f"iteration {state.iteration}")
     return write
 
 
 def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 10000) -> torch.Tensor:
-    """Fresh chains from the config's noise, run with its sampler for ``num_steps`` (default: training K)."""
+                 generator: torch.Generator | None = None, batch_size: int = 10000,
+                 augment_every: int = 0) -> torch.Tensor:
+    """Fresh chains from the config's noise, run with its sampler for ``num_steps`` (default: training K).
+
+    ``augment_every`` > 0: improved CD's sampling Algorithm 2, augmentation transitions every that many steps
+    (images only)."""
     steps = config.train.num_steps if num_steps is None else num_steps
     device = next(energy.parameters()).device
     noise = config.chains.noise_init()
@@ -82,6 +91,9 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
         x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
         if annealed is not None:
             out.append(annealed(energy, x0, generator=generator).detach())
+        elif augment_every > 0:
+            out.append(augment_every_n(config.sampler, energy, x0, steps, augment_every, Augmentation(),
+                                       generator).detach())
         else:
             out.append(sample_chains(config.sampler, energy, x0, steps, generator=generator).detach())
     return torch.cat(out)
@@ -105,12 +117,13 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True) 
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
-    objective = bind_objective(config.objective, data, state.generator)
+    objective = bind_objective(config.objective, data, state.generator) or (
+        config.objective if isinstance(config.objective, ImprovedCD) else None)
     train(state, config.sampler, config.chains, data, settings, on_log=log,
           on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress, objective=objective)
     if images is not None:
-        return evaluate_image_run(config, energy, images, out_dir)
-    return evaluate_run(config, energy, out_dir)
+        return evaluate_image_run(config, state.eval_energy, images, out_dir)
+    return evaluate_run(config, state.eval_energy, out_dir)
 
 
 def run_title(config: Config) -> str:
@@ -173,6 +186,6 @@ def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module
     groups, meta = load_checkpoint(checkpoint)
     config = config_from_dict(meta["config"])
     energy = config.build_energy()
-    energy.load_state_dict(groups["model"])
+    energy.load_state_dict(groups["ema"] if "ema" in groups else groups["model"])  # sample with EMA weights
     energy.eval()
     return config, energy

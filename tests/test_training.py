@@ -117,3 +117,28 @@ def test_every_chain_init_strategy_trains(init):
     assert (state.buffer is not None) == (init in ("persistent", "replay"))
     train(state, Langevin(), chains, lambda n, g: torch.randn(n, 2, generator=g), settings, progress=False)
     assert state.iteration == 3
+
+
+@pytest.mark.parametrize("option", [{"channels_last": True}, {"precision": "bf16"}])
+def test_gpu_options_match_the_plain_path_on_cpu(option):
+    from anila.energies import ConvNetEnergy
+
+    def one_step(**kwargs):
+        torch.manual_seed(0)
+        energy = ConvNetEnergy(1, 8, 8)
+        settings = TrainSettings(iterations=1, batch_size=16, num_steps=3, lr=1e-3, **kwargs)
+        chains = ChainInit(noise="uniform")
+        state = make_train_state(energy, settings, chains, (1, 8, 8))
+        x_pos = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        metrics = train_step(state, Langevin(step_size=1.0, noise_scale=0.01), chains, x_pos, settings)
+        return metrics, next(energy.parameters()).detach().clone()
+
+    plain, w_plain = one_step()
+    other, w_other = one_step(**option)
+    # float32 reorders sums under channels_last (~1e-6); bfloat16 keeps 8 mantissa bits (~1e-2 relative).
+    tol = 1e-5 if "channels_last" in option else 2e-2
+    for key in ("energy_pos", "energy_neg"):
+        assert abs(plain[key] - other[key]) <= tol * (1 + abs(plain[key])), (key, plain[key], other[key])
+    # Adam's first step moves every weight by about ±lr whatever the gradient's size, so a near-zero gradient
+    # component whose sign flips under bf16 moves a weight by up to 2·lr = 2e-3 differently.
+    assert (w_plain - w_other).abs().max() <= (2e-3 + 1e-6 if "precision" in option else 1e-6)

@@ -41,7 +41,8 @@ class TrainSettings:
     data points and as many chains; ``num_steps`` (K) sampler transitions per iteration; a log record
     every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end). ``ema_decay`` > 0 keeps an
     exponential moving average of the weights, used for sampling and evaluation; ``grad_clip`` > 0 clips the
-    parameter gradient's global norm.
+    parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
+    under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs.
     """
 
     iterations: int = 1000
@@ -57,6 +58,8 @@ class TrainSettings:
     device: str = "cpu"
     ema_decay: float = 0.0
     grad_clip: float = 0.0
+    precision: str = "float32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
@@ -70,6 +73,8 @@ class TrainSettings:
             raise ValueError("beta1 and beta2 must be in [0, 1)")
         if self.l2_reg < 0:
             raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
+        if self.precision not in ("float32", "bf16"):
+            raise ValueError(f"precision must be float32 or bf16, got {self.precision!r}")
         if not 0 <= self.ema_decay < 1 or self.grad_clip < 0:
             raise ValueError(f"ema_decay must be in [0, 1) and grad_clip >= 0; got {self.ema_decay}, {self.grad_clip}")
         if self.device != "auto":
@@ -109,6 +114,8 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     """Move ``energy`` to the device and build Adam, the seeded generator and the chain buffer."""
     device = resolve_device(settings.device)
     energy.to(device)
+    if settings.channels_last:
+        energy.to(memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     optimizer = torch.optim.Adam(energy.parameters(), lr=settings.lr, betas=(settings.beta1, settings.beta2))
     dtype = next(energy.parameters()).dtype
@@ -122,6 +129,32 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     """One iteration of Algorithm 1 (or of an MCMC-free ``objective``); returns detached scalar metrics.
 
     The only host synchronisation is the finite-loss check, once per iteration, outside the sampler loop."""
+    device_type = state.generator.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+        loss, metrics, info = _forward(state, sampler, chains, x_pos, settings, collect_info, objective)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"training diverged at iteration {state.iteration + 1}: the loss is {loss.item()}; "
+            "lower train.lr or sampler.step_size, or set train.l2_reg > 0"
+        )
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if settings.grad_clip > 0:
+        metrics["param_grad_norm"] = torch.nn.utils.clip_grad_norm_(state.energy.parameters(), settings.grad_clip)
+    state.optimizer.step()
+    if state.ema is not None:
+        state.ema.update(state.energy)
+    state.iteration += 1
+    metrics["loss"] = loss.detach()
+    for key, values in info.items():
+        name = {"accept_prob": "accept_rate"}.get(key, key)
+        metrics[name] = values.mean()
+    return metrics
+
+
+def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
+             collect_info: bool, objective: Objective | None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    """Sampling and the loss of one iteration: ``(loss, metrics, per-step sampler info)``."""
     info: dict[str, Tensor] = {}
     if objective is None or isinstance(objective, ImprovedCD):
         improved = objective
@@ -146,24 +179,7 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     else:
         loss, metrics = objective(state.energy, x_pos, state.generator)
         metrics = dict(metrics)
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"training diverged at iteration {state.iteration + 1}: the loss is {loss.item()}; "
-            "lower train.lr or sampler.step_size, or set train.l2_reg > 0"
-        )
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if settings.grad_clip > 0:
-        metrics["param_grad_norm"] = torch.nn.utils.clip_grad_norm_(state.energy.parameters(), settings.grad_clip)
-    state.optimizer.step()
-    if state.ema is not None:
-        state.ema.update(state.energy)
-    state.iteration += 1
-    metrics["loss"] = loss.detach()
-    for key, values in info.items():
-        name = {"accept_prob": "accept_rate"}.get(key, key)
-        metrics[name] = values.mean()
-    return metrics
+    return loss.float(), metrics, info
 
 
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,

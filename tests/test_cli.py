@@ -66,7 +66,9 @@ def test_train_writes_the_whole_run_folder_and_sample_reads_it(tiny_config, tmp_
             "wall_time"} <= set(records[0])
 
     checkpoints = sorted((out / "checkpoints").glob("*.safetensors"))
-    assert [c.name for c in checkpoints] == ["iter_0000003.safetensors", "iter_0000006.safetensors"]
+    # iteration 0 (the guard's and resume's fallback), every checkpoint_every, the end; keep_checkpoints = 3
+    assert [c.name for c in checkpoints] == ["iter_0000000.safetensors", "iter_0000003.safetensors",
+                                             "iter_0000006.safetensors"]
     sidecar = json.loads(checkpoints[-1].with_suffix(".json").read_text())
     assert sidecar["iteration"] == 6 and sidecar["config"] == resolved
 

@@ -18,8 +18,10 @@ def _train(args: argparse.Namespace) -> int:
     from anila.train.run import run_training
 
     config = load_config(args.config, args.set)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    summary = run_training(config, out, progress=not args.quiet)
+    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise AnilaError(f"--resume {args.resume} continues that run folder; drop --out {args.out}")
+    out = Path(args.resume or args.out or Path("runs") / Path(args.config).stem)
+    summary = run_training(config, out, progress=not args.quiet, resume=bool(args.resume))
     metrics = ", ".join(f"{k} = {v:.4f}" for k, v in summary.metrics.items())
     print(f"run written to {out}/ ({metrics or 'no exact metrics for this data set'})")
     return 0
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest good checkpoint (same config)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

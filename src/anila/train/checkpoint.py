@@ -1,41 +1,72 @@
 """Checkpoints: tensors in safetensors, everything else in a JSON sidecar. Never pickle.
 
-``save_checkpoint(path, tensors, meta)`` writes ``path`` (``.safetensors``) and ``path.with_suffix(".json")``,
-each atomically (temporary file in the same folder, fsync, rename), tensors first, so a sidecar never
-points at a half-written tensor file. Tensor names are prefixed by their group: ``model.``, ``buffer.``.
+``save_checkpoint(path, groups, meta)`` writes ``path`` (``.safetensors``) and ``path.with_suffix(".json")``,
+each atomically (temporary file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder),
+tensors first, so a sidecar never points at a half-written tensor file. The sidecar carries the SHA-256 of
+the tensor file (format version 2); :func:`load_checkpoint` recomputes it and refuses a truncated or altered
+file. Tensor names are prefixed by their group: ``model.``, ``optimizer.``, ``buffer.``, ``rng.``.
+
+A run folder keeps its last ``keep`` checkpoints (:func:`prune_checkpoints`); :func:`load_latest_checkpoint`
+walks them newest first and falls back to the previous good one, with a message, when one is corrupt.
+No file is ever read with ``pickle`` or ``torch.load``: a pickle renamed ``.safetensors`` fails to parse.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 
 from anila.errors import DataError
 
 FORMAT = "anila-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+CHECKPOINT_PATTERN = "iter_*.safetensors"
 
 
-def _atomic_write(path: Path, write: callable) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+def warn(message: str) -> None:
+    """The default way checkpoint code reports a recoverable problem: one line on stderr."""
+    print(f"anila: warning: {message}", file=sys.stderr)
+
+
+def _fsync_dir(folder: Path) -> None:
     try:
-        write(tmp)
-        with open(tmp, "rb") as f:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. platforms that cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, groups: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> Path:
@@ -43,19 +74,40 @@ def save_checkpoint(path: str | Path, groups: dict[str, dict[str, torch.Tensor]]
     path = Path(path)
     flat = {f"{group}.{name}": t.detach().contiguous().cpu() for group, tensors in groups.items()
             for name, t in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(flat, tmp))
-    sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": path.name, **meta}
-    text = json.dumps(sidecar, indent=2, sort_keys=True)
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    data = save_bytes(flat)
+    atomic_write_bytes(path, data)
+    sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": path.name,
+               "sha256": hashlib.sha256(data).hexdigest(), **meta}
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True).encode())
     return path
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """The ``iter_*.safetensors`` files of a checkpoint folder, oldest first (names sort by iteration)."""
+    folder = Path(folder)
+    return sorted(folder.glob(CHECKPOINT_PATTERN)) if folder.is_dir() else []
+
+
+def prune_checkpoints(folder: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints (``keep = 0``: keep all); returns the deleted files."""
+    found = list_checkpoints(folder)
+    old = found[:-keep] if keep > 0 else []
+    for path in old:
+        path.with_suffix(".json").unlink(missing_ok=True)  # sidecar first: a lone tensor file is never trusted
+        path.unlink(missing_ok=True)
+    return old
+
+
+def _checkpoint_folder(path: Path) -> Path:
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """Accept a ``.safetensors`` file, its ``.json`` sidecar, or a run folder (its latest checkpoint)."""
     path = Path(path)
     if path.is_dir():
-        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        found = sorted(folder.glob("*.safetensors"))
+        folder = _checkpoint_folder(path)
+        found = list_checkpoints(folder) or sorted(folder.glob("*.safetensors"))
         if not found:
             raise DataError(f"no checkpoint (*.safetensors) in {folder}; pass a checkpoint file or a run folder")
         return found[-1]
@@ -66,24 +118,63 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`: ``(groups, meta)``."""
-    path = resolve_checkpoint(path)
+def _read_checkpoint_file(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
     sidecar = path.with_suffix(".json")
     try:
         meta = json.loads(sidecar.read_text())
     except FileNotFoundError:
         raise DataError(f"checkpoint sidecar missing: {sidecar}") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"checkpoint sidecar {sidecar} is not valid JSON ({exc.msg})") from None
-    if meta.get("format") != FORMAT:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"checkpoint sidecar {sidecar} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{sidecar} is not an anila checkpoint sidecar")
     try:
-        flat = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"checkpoint {path} is unreadable: {exc}") from None
+    expected = meta.get("sha256")
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise DataError(f"checkpoint {path} is truncated or corrupt (SHA-256 does not match its sidecar)")
+    try:
+        flat = load_bytes(data)
+    except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"checkpoint {path} is unreadable or corrupt: {exc}") from None
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in flat.items():
         group, name = key.split(".", 1)
         groups.setdefault(group, {})[name] = tensor
     return groups, meta
+
+
+def load_latest_checkpoint(folder: str | Path, *, report: Callable[[str], None] = warn
+                           ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], Path]:
+    """The newest readable checkpoint of a run or checkpoint folder: ``(groups, meta, path)``.
+
+    A corrupt or truncated checkpoint is skipped with a message through ``report``, and the previous one
+    is tried; :class:`DataError` when none is readable."""
+    folder = _checkpoint_folder(Path(folder))
+    found = list_checkpoints(folder) or sorted(folder.glob("*.safetensors"))
+    if not found:
+        raise DataError(f"no checkpoint (*.safetensors) in {folder}; pass a checkpoint file or a run folder")
+    for index in range(len(found) - 1, -1, -1):
+        try:
+            groups, meta = _read_checkpoint_file(found[index])
+        except DataError as exc:
+            fallback = f"using the previous one, {found[index - 1].name}" if index else "no older checkpoint left"
+            report(f"{exc}; {fallback}")
+            continue
+        return groups, meta, found[index]
+    raise DataError(f"no readable checkpoint in {folder}: every one is corrupt; start the run again")
+
+
+def load_checkpoint(path: str | Path, *, report: Callable[[str], None] = warn
+                    ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`: ``(groups, meta)``.
+
+    A file is read strictly (a corrupt one raises :class:`DataError`); a run folder gives its newest good
+    checkpoint (see :func:`load_latest_checkpoint`)."""
+    path = Path(path)
+    if path.is_dir():
+        groups, meta, _ = load_latest_checkpoint(path, report=report)
+        return groups, meta
+    return _read_checkpoint_file(resolve_checkpoint(path))

@@ -39,7 +39,8 @@ class TrainSettings:
 
     ``iterations`` parameter updates with Adam(``lr``, ``(beta1, beta2)``) on batches of ``batch_size``
     data points and as many chains; ``num_steps`` (K) sampler transitions per iteration; a log record
-    every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end). ``ema_decay`` > 0 keeps an
+    every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end), of which the run folder keeps
+    the last ``keep_checkpoints`` (0: all). ``ema_decay`` > 0 keeps an
     exponential moving average of the weights, used for sampling and evaluation; ``grad_clip`` > 0 clips the
     parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
     under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs.
@@ -55,6 +56,7 @@ class TrainSettings:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 0
+    keep_checkpoints: int = 3
     device: str = "cpu"
     ema_decay: float = 0.0
     grad_clip: float = 0.0
@@ -65,8 +67,8 @@ class TrainSettings:
         for name in ("iterations", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_steps < 0 or self.checkpoint_every < 0:
-            raise ValueError("num_steps and checkpoint_every must be >= 0")
+        if self.num_steps < 0 or self.checkpoint_every < 0 or self.keep_checkpoints < 0:
+            raise ValueError("num_steps, checkpoint_every and keep_checkpoints must be >= 0")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):

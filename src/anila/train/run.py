@@ -1,7 +1,9 @@
 """A training run from a :class:`~anila.config.Config`: the edge where config becomes objects and files.
 
 A run folder holds ``config.toml`` (resolved: reproduces the run), ``metrics.jsonl`` (one JSON object per
-logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars and ``summary.json``, and
+logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars (the last
+``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
+``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
 on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
 """
@@ -22,9 +24,10 @@ from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ImprovedCD, bind_objective
 from anila.samplers.runner import sample_chains
-from anila.train.checkpoint import load_checkpoint, save_checkpoint
+from anila.train.checkpoint import atomic_write_bytes, load_checkpoint, prune_checkpoints, save_checkpoint
 from anila.train.figures import plot_densities, plot_image_grid, plot_samples
 from anila.train.loop import TrainState, make_train_state, train
+from anila.train.resume import capture, resume_run, seed_all, truncate_metrics
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -55,17 +58,19 @@ def load_data(config: Config, device: torch.device):
     return batch_sampler(images, noise_std=data.noise_std), None, images
 
 
+def save_train_state(config: Config, state: TrainState, out_dir: Path) -> Path:
+    """Write ``checkpoints/iter_NNNNNNN`` with everything needed to resume, and drop the oldest beyond K."""
+    groups, meta = capture(state)
+    folder = out_dir / "checkpoints"
+    path = save_checkpoint(folder / f"iter_{state.iteration:07d}.safetensors", groups,
+                           {**meta, "config": config.to_dict()})
+    prune_checkpoints(folder, config.train.keep_checkpoints)
+    return path
+
+
 def _checkpoint_writer(config: Config, out_dir: Path):
     def write(state: TrainState) -> None:
-        groups = {"model": state.energy.state_dict()}
-        if state.buffer is not None:
-            groups["buffer"] = state.buffer.state_dict()
-        if state.ema is not None:
-            groups["ema"] = state.ema.state_dict()
-        if state.bank is not None and state.bank.tensor() is not None:
-            groups["bank"] = state.bank.state_dict()
-        save_checkpoint(out_dir / "checkpoints" / f"iter_{state.iteration:07d}.safetensors", groups,
-                        {"iteration": state.iteration, "config": config.to_dict()})
+        save_train_state(config, state, out_dir)
         if not config.data.is_toy:
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
             samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
@@ -99,26 +104,35 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
     return torch.cat(out)
 
 
-def run_training(config: Config, out_dir: str | Path, *, progress: bool = True) -> RunSummary:
-    """Train as configured, writing the run folder; returns the summary (final KL etc.)."""
+def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, resume: bool = False) -> RunSummary:
+    """Train as configured, writing the run folder; returns the summary (final KL etc.).
+
+    ``resume=True`` continues the run in ``out_dir`` from its newest good checkpoint (the config must match
+    the checkpoint's but for :data:`~anila.train.resume.RESUMABLE_KEYS`); the result is bit-identical to a
+    run that was never interrupted."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.toml").write_text(tomli_w.dumps(config.to_dict()))
     settings = config.train
-    torch.manual_seed(settings.seed)
+    seed_all(settings.seed)
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
     data, _, images = load_data(config, state.generator.device)
-
+    objective = bind_objective(config.objective, data, state.generator) or (
+        config.objective if isinstance(config.objective, ImprovedCD) else None)
     metrics_path = out_dir / "metrics.jsonl"
-    metrics_path.write_text("")
+    if resume:  # after everything that draws at set-up, which the restored RNG states then overwrite
+        resume_run(out_dir, config.to_dict(), state)
+        truncate_metrics(metrics_path, state.iteration)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("")
+    atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
+    if state.iteration == 0:
+        save_train_state(config, state, out_dir)  # the point a divergence guard or a resume can return to
 
     def log(record: dict[str, float]) -> None:
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
-    objective = bind_objective(config.objective, data, state.generator) or (
-        config.objective if isinstance(config.objective, ImprovedCD) else None)
     train(state, config.sampler, config.chains, data, settings, on_log=log,
           on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress, objective=objective)
     if images is not None:

@@ -1,4 +1,4 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -106,6 +106,30 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from anila.bench.speed import QUICK, SpeedSettings, format_markdown, run_speed
+
+    options = tuple(o.strip() for o in args.options.split(",") if o.strip()) if args.options else ()
+    base = QUICK if args.quick else SpeedSettings()
+    models = tuple(m.strip() for m in args.models.split(",")) if args.models else base.models
+    if args.threads is not None and args.threads < 1:
+        raise AnilaError(f"--threads must be >= 1, got {args.threads}")
+    settings = dataclasses.replace(base, device=args.device, threads=args.threads or base.threads, options=options,
+                                   models=models)
+    if args.out and Path(args.out).suffix != ".json":
+        raise AnilaError(f"--out must name a .json file, got {args.out}")
+    results = run_speed(settings, progress=lambda text: print(f"bench: {text}", file=sys.stderr))
+    print(format_markdown(results))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"results written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a study setting, e.g. --set seeds=[0,1] (repeatable)")
     p.add_argument("--out", help="output folder (default: runs/compare/<study>)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("bench", help="time every sampler step against the bare forward+backward pass",
+                       description="Speed benchmark: models x batches x samplers, as ratios to the limit.")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (the tests smoke-run it)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--options", default="", help="comma-separated: compile, channels_last, bf16, cuda_graphs")
+    p.add_argument("--models", default="", help="comma-separated subset of mlp, convnet, resnet")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", help="write the results as JSON here, e.g. benchmarks/results/cpu.json")
+    p.set_defaults(func=_bench)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Typed, validated run configs from TOML (parsed, never evaluated), with ``--set`` overrides.
 
-A config has six sections; each maps onto one library object, whose constructor is the schema:
+A config has eight sections; each maps onto one library object, whose constructor is the schema:
 
     [data]     name = a toy data set, or an image set (digits | mnist | cifar10 | folder) with root, image_size,
                split, noise_std                           -> anila.data.toy_dataset / image_dataset
@@ -12,6 +12,7 @@ A config has six sections; each maps onto one library object, whose constructor 
                the sampler still draws the end-of-run samples for MCMC-free objectives
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
+    [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
 
 Unknown sections or keys, wrong types and out-of-range values raise :class:`ConfigError` with a one-line
 message naming ``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
@@ -46,6 +47,7 @@ from anila.objectives.select import (
     NoiseContrastiveEstimation,
 )
 from anila.samplers import SAMPLERS
+from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
 
 ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy,
@@ -114,7 +116,7 @@ class EvalConfig:
             raise ValueError(f"bound must be > 0, got {self.bound}")
 
 
-SECTIONS = ("data", "model", "sampler", "chains", "objective", "train", "eval")
+SECTIONS = ("data", "model", "sampler", "chains", "objective", "train", "eval", "guard")
 SMOOTH_ACTIVATIONS = ("silu", "elu", "softplus", "tanh")
 
 
@@ -129,6 +131,7 @@ class Config:
     train: TrainSettings
     eval: EvalConfig
     objective: Any = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
+    guard: GuardSettings = dataclasses.field(default_factory=GuardSettings)
 
     def build_energy(self) -> nn.Module:
         """The configured energy; wrapped in :class:`LogZEnergy` when the objective learns ``log Z`` (NCE)."""
@@ -147,6 +150,7 @@ class Config:
                           **_fields(self.objective)},
             "train": _fields(self.train),
             "eval": _fields(self.eval),
+            "guard": _fields(self.guard),
         }
 
 
@@ -301,8 +305,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
             raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
                               "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
+    guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
-                  objective=objective)
+                  objective=objective, guard=guard)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 
 from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
-from anila.errors import TrainingDiverged
 from anila.objectives.contrastive import contrastive_divergence
 from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
 from anila.train.ema import EMA
+from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
 Objective = Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
@@ -127,22 +127,29 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
 
 
 def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
-               *, collect_info: bool = False, objective: Objective | None = None) -> dict[str, Tensor]:
+               *, collect_info: bool = False, objective: Objective | None = None,
+               max_energy_gap: float | None = None) -> dict[str, Tensor]:
     """One iteration of Algorithm 1 (or of an MCMC-free ``objective``); returns detached scalar metrics.
 
-    The only host synchronisation is the finite-loss check, once per iteration, outside the sampler loop."""
+    Before the optimizer applies the step, :func:`~anila.train.guard.check_step` looks at the loss, the
+    energies, the parameter gradient's norm and (``max_energy_gap``) the energy gap: a bad step raises
+    :class:`~anila.train.guard.StepRejected` with the parameters untouched. That check is the only host
+    synchronisation, once per iteration, outside the sampler loop."""
     device_type = state.generator.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
         loss, metrics, info = _forward(state, sampler, chains, x_pos, settings, collect_info, objective)
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"training diverged at iteration {state.iteration + 1}: the loss is {loss.item()}; "
-            "lower train.lr or sampler.step_size, or set train.l2_reg > 0"
-        )
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    parameters = [p for p in state.energy.parameters() if p.grad is not None]
     if settings.grad_clip > 0:
-        metrics["param_grad_norm"] = torch.nn.utils.clip_grad_norm_(state.energy.parameters(), settings.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)  # the norm before clipping
+    else:
+        grad_norm = gradient_norm(parameters)
+    metrics["param_grad_norm"] = grad_norm
+    if not bool(check_step(loss, metrics, grad_norm, max_energy_gap)):
+        state.optimizer.zero_grad(set_to_none=True)
+        reason = rejection_reason(loss, metrics, grad_norm, max_energy_gap)
+        raise StepRejected(state.iteration + 1, reason)
     state.optimizer.step()
     if state.ema is not None:
         state.ema.update(state.energy)
@@ -187,14 +194,16 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
           *, on_log: Callable[[dict[str, float]], None] | None = None,
           on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True,
-          objective: Objective | None = None) -> TrainState:
+          objective: Objective | None = None, max_energy_gap: float | None = None) -> TrainState:
     """Run ``settings.iterations - state.iteration`` iterations.
 
     ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
     receives ``{"iteration", "loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", ...,
     "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
     ``checkpoint_every`` iterations and at the end. ``objective``: an MCMC-free loss to train with instead of
-    contrastive divergence (then ``sampler`` and ``chains`` are not used).
+    contrastive divergence (then ``sampler`` and ``chains`` are not used). A step that fails the guard's
+    check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
+    :func:`~anila.train.guard.guarded_train` rolls back and retries.
     """
     start = time.perf_counter()
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
@@ -202,7 +211,8 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     while state.iteration < settings.iterations:
         log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
         x_pos = data(settings.batch_size, state.generator)
-        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective)
+        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective,
+                             max_energy_gap=max_energy_gap)
         bar.update(1)
         if log_now:
             record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},

@@ -120,7 +120,7 @@ def capture(state: TrainState) -> tuple[dict[str, dict[str, Tensor]], dict[str, 
 
 def restore(state: TrainState, groups: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
     """Load a :func:`capture` back into a state built from the same config (see :func:`check_resumable`)."""
-    missing = [g for g in ("model", "optimizer", "rng") if g not in groups]
+    missing = [g for g in ("model", "rng") if g not in groups]  # no optimizer tensors before the first step
     if missing or "optimizer" not in meta or "rng" not in meta:
         raise DataError(f"checkpoint lacks {', '.join(missing) or 'optimizer / RNG metadata'}: it was not "
                         "written by a resumable run (format 2); start the run again")
@@ -179,8 +179,8 @@ def truncate_metrics(path: str | Path, iteration: int) -> None:
 
 
 def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], state: TrainState, *,
-               report: Callable[[str], None] = warn) -> int:
-    """Restore ``state`` from the newest good checkpoint of ``run_dir``; returns its iteration.
+               report: Callable[[str], None] = warn) -> dict[str, Any] | None:
+    """Restore ``state`` from the newest good checkpoint of ``run_dir``; returns its JSON metadata.
 
     Checks the config first (:func:`check_resumable`); a corrupt newest checkpoint is renamed ``*.corrupt``
     and the previous one used; leftover temporary files of a killed write are removed. A run folder without
@@ -193,7 +193,7 @@ def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], stat
         leftover.unlink(missing_ok=True)
     if not list_checkpoints(folder):
         report(f"no checkpoint in {folder} yet: starting {run_dir} from iteration 0")
-        return 0
+        return None
     groups, meta, path = load_latest_checkpoint(folder, report=report)
     for newer in [p for p in list_checkpoints(folder) if p.name > path.name]:
         for bad in (newer, newer.with_suffix(".json")):
@@ -202,4 +202,4 @@ def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], stat
     if "config" in meta:
         check_resumable(config_dict, meta["config"])
     restore(state, groups, meta)
-    return state.iteration
+    return meta

@@ -10,6 +10,7 @@ on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNN
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,18 @@ from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ImprovedCD, bind_objective
 from anila.samplers.runner import sample_chains
-from anila.train.checkpoint import atomic_write_bytes, load_checkpoint, prune_checkpoints, save_checkpoint
+from anila.train.checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    load_latest_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    warn,
+)
 from anila.train.figures import plot_densities, plot_image_grid, plot_samples
-from anila.train.loop import TrainState, make_train_state, train
-from anila.train.resume import capture, resume_run, seed_all, truncate_metrics
+from anila.train.guard import GuardState, guarded_train
+from anila.train.loop import TrainState, make_train_state
+from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -58,19 +67,27 @@ def load_data(config: Config, device: torch.device):
     return batch_sampler(images, noise_std=data.noise_std), None, images
 
 
-def save_train_state(config: Config, state: TrainState, out_dir: Path) -> Path:
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON object as a line (``metrics.jsonl``, ``events.jsonl``)."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: GuardState | None = None) -> Path:
     """Write ``checkpoints/iter_NNNNNNN`` with everything needed to resume, and drop the oldest beyond K."""
     groups, meta = capture(state)
     folder = out_dir / "checkpoints"
+    guard = guard or GuardState(config.sampler)
+    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
     path = save_checkpoint(folder / f"iter_{state.iteration:07d}.safetensors", groups,
                            {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path
 
 
-def _checkpoint_writer(config: Config, out_dir: Path):
+def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
     def write(state: TrainState) -> None:
-        save_train_state(config, state, out_dir)
+        save_train_state(config, state, out_dir, guard)
         if not config.data.is_toy:
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
             samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
@@ -118,23 +135,38 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
         config.objective if isinstance(config.objective, ImprovedCD) else None)
-    metrics_path = out_dir / "metrics.jsonl"
+    metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
+    guard = GuardState(config.sampler)
     if resume:  # after everything that draws at set-up, which the restored RNG states then overwrite
-        resume_run(out_dir, config.to_dict(), state)
+        meta = resume_run(out_dir, config.to_dict(), state) or {}
         truncate_metrics(metrics_path, state.iteration)
+        if "guard" in meta:  # the guard's shrunk sampler step and retries carry over
+            step_size = meta["guard"]["sampler_step_size"]
+            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
+        append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text("")
+        events_path.write_text("")
     atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
     if state.iteration == 0:
-        save_train_state(config, state, out_dir)  # the point a divergence guard or a resume can return to
+        save_train_state(config, state, out_dir, guard)  # the point the guard or a resume can return to
 
-    def log(record: dict[str, float]) -> None:
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+    def rollback(state: TrainState) -> None:
+        groups, meta, _ = load_latest_checkpoint(out_dir)
+        restore(state, groups, meta)
+        truncate_metrics(metrics_path, state.iteration)
 
-    train(state, config.sampler, config.chains, data, settings, on_log=log,
-          on_checkpoint=_checkpoint_writer(config, out_dir), progress=progress, objective=objective)
+    def event(record: dict) -> None:
+        append_jsonl(events_path, record)
+        if record["event"] == "step_rejected":
+            warn(f"iteration {record['iteration']}: {record['reason']}; rolled back to iteration "
+                 f"{record['rolled_back_to']}, lr and sampler step x{config.guard.shrink} "
+                 f"(retry {record['retry']} of {config.guard.max_retries})")
+
+    guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=event,
+                  on_log=lambda record: append_jsonl(metrics_path, record),
+                  on_checkpoint=_checkpoint_writer(config, out_dir, guard), progress=progress, objective=objective)
     if images is not None:
         return evaluate_image_run(config, state.eval_energy, images, out_dir)
     return evaluate_run(config, state.eval_energy, out_dir)

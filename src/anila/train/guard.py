@@ -1,0 +1,154 @@
+"""The divergence guard: a bad step is never applied; the run rolls back, cools down and retries.
+
+Every iteration, before ``optimizer.step()``, :func:`check_step` computes on the device
+
+    ok = isfinite(loss) ∧ isfinite(E⁺) ∧ isfinite(E⁻) ∧ isfinite(‖∇θ L‖) ∧ (|E⁺ - E⁻| ≤ max_energy_gap)
+
+(``E±`` the mean energies of the batch, when the objective reports them; the gap test only when a bound is
+set) and the loop reads ``ok`` once (the iteration's one host synchronisation). A failed check raises
+:class:`StepRejected` with the parameters untouched. :func:`guarded_train` (the ``[guard]`` config
+section, :class:`GuardSettings`) then
+
+1. rolls back to the last good checkpoint (every checkpoint holds a state whose steps all passed the check),
+2. multiplies the learning rate and the sampler's ``step_size`` by ``shrink``,
+3. re-seeds the loop's generator with ``seed + retry · 1_000_003`` (the retry draws other chains and batches),
+
+and retries, logging why through ``on_event`` (the run layer appends to ``events.jsonl``). After
+``max_retries`` retries the next rejection stops the run with :class:`~anila.errors.TrainingDiverged`
+(exit code 3). A NaN is never replaced by a number: the step is dropped, the state goes back.
+
+>>> guard = GuardSettings(max_retries=3, shrink=0.5, max_energy_gap=100.0)
+>>> guarded_train(state, GuardState(sampler), chains, data, settings, guard, rollback=rollback)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from anila.errors import TrainingDiverged
+from anila.samplers.base import Sampler
+
+RESEED_STRIDE = 1_000_003
+ENERGY_KEYS = ("energy_pos", "energy_neg")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The ``[guard]`` config section: ``max_retries`` rollbacks per run (0: stop at the first bad step),
+    each shrinking the learning rate and sampler step by ``shrink`` in (0, 1); ``max_energy_gap``: reject a
+    step whose ``|mean E(x⁺) - mean E(x⁻)|`` exceeds it (default: no bound)."""
+
+    max_retries: int = 3
+    shrink: float = 0.5
+    max_energy_gap: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if not 0 < self.shrink < 1:
+            raise ValueError(f"shrink must be in (0, 1), got {self.shrink}")
+        if self.max_energy_gap is not None and not (self.max_energy_gap > 0 and math.isfinite(self.max_energy_gap)):
+            raise ValueError(f"max_energy_gap must be a finite number > 0, got {self.max_energy_gap}")
+
+
+@dataclass
+class GuardState:
+    """What the guard changes during a run: the retries used and the (possibly shrunk) sampler."""
+
+    sampler: Sampler
+    retries: int = 0
+
+
+class StepRejected(TrainingDiverged):
+    """A step failed :func:`check_step`; it was not applied."""
+
+    def __init__(self, iteration: int, reason: str):
+        self.iteration, self.reason = iteration, reason
+        super().__init__(f"training diverged at iteration {iteration}: {reason}; the step was not applied")
+
+
+def gradient_norm(parameters: list[Tensor]) -> Tensor:
+    """Global L2 norm of the parameters' gradients, on their device (no synchronisation)."""
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+
+
+def check_step(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,
+               max_energy_gap: float | None = None) -> Tensor:
+    """A 0-d bool tensor: the step may be applied (see the module docstring)."""
+    values = [loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()).to(loss.device)]
+    values += [metrics[k].detach().float().reshape(()) for k in ENERGY_KEYS if k in metrics]
+    ok = torch.isfinite(torch.stack(values)).all()
+    if max_energy_gap is not None and all(k in metrics for k in ENERGY_KEYS):
+        gap = (metrics["energy_pos"] - metrics["energy_neg"]).abs()
+        ok = ok & (gap <= max_energy_gap)
+    return ok
+
+
+def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,
+                     max_energy_gap: float | None = None) -> str:
+    """Why :func:`check_step` failed, in words (reads the values: call it only after a failure)."""
+    reasons = []
+    if not torch.isfinite(loss).all():
+        reasons.append(f"the loss is {loss.item()}")
+    for key in ENERGY_KEYS:
+        if key in metrics and not torch.isfinite(metrics[key]).all():
+            reasons.append(f"the mean {'data' if key == 'energy_pos' else 'sample'} energy is {metrics[key].item()}")
+    if not torch.isfinite(grad_norm).all():
+        reasons.append(f"the parameter gradient norm is {grad_norm.item()}")
+    if not reasons and max_energy_gap is not None:
+        gap = (metrics["energy_pos"] - metrics["energy_neg"]).abs().item()
+        reasons.append(f"the energy gap |E(x+) - E(x-)| = {gap:.4g} exceeds guard.max_energy_gap = {max_energy_gap}")
+    return ", ".join(reasons) or "the step check failed"
+
+
+def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
+    """The same sampler with ``step_size`` multiplied by ``factor``."""
+    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)
+
+
+def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
+                  rollback: Callable[[Any], None], on_event: Callable[[dict[str, Any]], None] | None = None,
+                  **train_kwargs) -> Any:
+    """:func:`~anila.train.loop.train` with rollback and retries on :class:`StepRejected`.
+
+    ``rollback(state)`` restores ``state`` from the last good checkpoint; ``guard_state.sampler`` is the
+    sampler used (and shrunk); ``train_kwargs`` go to ``train``. Raises :class:`TrainingDiverged` once
+    ``guard.max_retries`` retries are spent."""
+    from anila.train.loop import train
+
+    emit = on_event or (lambda event: None)
+    while True:
+        try:
+            return train(state, guard_state.sampler, chains, data, settings, max_energy_gap=guard.max_energy_gap,
+                         **train_kwargs)
+        except StepRejected as exc:
+            lr_before = state.optimizer.param_groups[0]["lr"]
+            step_before = guard_state.sampler.step_size
+            if guard_state.retries >= guard.max_retries:
+                emit({"event": "diverged", "iteration": exc.iteration, "reason": exc.reason,
+                      "retries": guard_state.retries, "lr": lr_before, "step_size": step_before})
+                raise TrainingDiverged(
+                    f"training diverged at iteration {exc.iteration}: {exc.reason}; stopped after "
+                    f"{guard_state.retries} retries (guard.max_retries) at lr {lr_before:.3g} and sampler step "
+                    f"{step_before:.3g}; lower train.lr or sampler.step_size, or set train.l2_reg > 0") from None
+            guard_state.retries += 1
+            lrs = [group["lr"] * guard.shrink for group in state.optimizer.param_groups]
+            rollback(state)
+            for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr
+            guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)
+            seed = settings.seed + guard_state.retries * RESEED_STRIDE
+            state.generator.manual_seed(seed)
+            emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,
+                  "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
+                  "step_size": [step_before, guard_state.sampler.step_size], "seed": seed})

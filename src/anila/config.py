@@ -14,8 +14,9 @@ A config has eight sections; each maps onto one library object, whose constructo
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
 
-Unknown sections or keys, wrong types and out-of-range values raise :class:`ConfigError` with a one-line
-message naming ``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
+Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse),
+NaN or infinite numbers and out-of-range values raise :class:`ConfigError` with a one-line message naming
+``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
 default filled in) that a run writes to ``config.toml`` and that reproduces it.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -110,8 +112,10 @@ class EvalConfig:
     bound: float | None = None
 
     def __post_init__(self) -> None:
-        if self.grid_resolution < 2 or self.num_samples < 1:
-            raise ValueError("grid_resolution must be >= 2 and num_samples >= 1")
+        if self.grid_resolution < 2:
+            raise ValueError(f"grid_resolution must be >= 2, got {self.grid_resolution}")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         if self.bound is not None and not self.bound > 0:
             raise ValueError(f"bound must be > 0, got {self.bound}")
 
@@ -241,6 +245,9 @@ def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tu
             kwargs[key] = _coerce(value, params[key])
         except TypeError:
             raise ConfigError(f"{section}.{key}: expected {_type_name(params[key])}, got {value!r}") from None
+        numbers = kwargs[key] if isinstance(kwargs[key], tuple) else (kwargs[key],)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"{section}.{key}: expected a finite number, got {value!r}")
     return kwargs
 
 

@@ -137,8 +137,10 @@ class ChainInit:
     def __post_init__(self) -> None:
         if self.init not in STRATEGIES:
             raise ValueError(f"init must be one of {', '.join(STRATEGIES)}; got {self.init!r}")
-        if self.buffer_size < 1 or not 0.0 <= self.reinit_fraction <= 1.0:
-            raise ValueError("buffer_size must be >= 1 and reinit_fraction in [0, 1]")
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if not 0.0 <= self.reinit_fraction <= 1.0:
+            raise ValueError(f"reinit_fraction must be in [0, 1], got {self.reinit_fraction}")
         self.noise_init()  # validates the noise fields
 
     def noise_init(self) -> NoiseInit:

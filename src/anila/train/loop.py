@@ -67,8 +67,9 @@ class TrainSettings:
         for name in ("iterations", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_steps < 0 or self.checkpoint_every < 0 or self.keep_checkpoints < 0:
-            raise ValueError("num_steps, checkpoint_every and keep_checkpoints must be >= 0")
+        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -77,8 +78,10 @@ class TrainSettings:
             raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
         if self.precision not in ("float32", "bf16"):
             raise ValueError(f"precision must be float32 or bf16, got {self.precision!r}")
-        if not 0 <= self.ema_decay < 1 or self.grad_clip < 0:
-            raise ValueError(f"ema_decay must be in [0, 1) and grad_clip >= 0; got {self.ema_decay}, {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
         if self.device != "auto":
             try:
                 torch.device(self.device)

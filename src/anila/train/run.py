@@ -22,6 +22,7 @@ from anila.chains.augment import Augmentation, augment_every_n
 from anila.config import Config, config_from_dict
 from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
+from anila.data.validate import validate_batch, validate_images
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ImprovedCD, bind_objective
 from anila.samplers.runner import sample_chains
@@ -55,14 +56,16 @@ def load_data(config: Config, device: torch.device):
     data = config.data
     if data.is_toy:
         dataset = toy_dataset(data.name)
-        return (lambda n, g: dataset.sample(n, generator=g, device=device)), dataset, None
+        sample = lambda n, g: dataset.sample(n, generator=g, device=device)  # noqa: E731
+        probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
+        validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
+        return sample, dataset, None
     kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": data.split}
     images = image_dataset(data.name, data.root, **kwargs).images
-    if tuple(images.shape[1:]) != data.event_shape:
-        raise ValueError(f"{data.name} images are {tuple(images.shape[1:])}, expected {data.event_shape}")
+    validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
     return batch_sampler(images, noise_std=data.noise_std), None, images
 

@@ -61,7 +61,10 @@ def anila_gamma(grad: Tensor, threshold: float, granularity: str = "elementwise"
         magnitude = torch.linalg.vector_norm(grad.flatten(1), dim=1).view(-1, *([1] * (grad.dim() - 1)))
     else:
         raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
-    return threshold / magnitude.clamp_min(threshold)
+    if grad.requires_grad:  # a differentiable step (improved CD): out of place, autograd needs the inputs
+        return threshold / magnitude.clamp_min(threshold)
+    # ``magnitude`` is ours: the same arithmetic as ``threshold / m`` (reciprocal, then product), no new buffers.
+    return magnitude.clamp_min_(threshold).reciprocal_().mul_(threshold)
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,36 @@ def _proposal(sampler: Langevin, x: Tensor, grad: Tensor, gamma: Tensor | None) 
     return mean, base_std * gamma
 
 
+def _unadjusted_proposal(sampler: Langevin, x: Tensor, grad: Tensor, gamma: Tensor | None, noise: Tensor,
+                         own_gamma: bool) -> Tensor:
+    """``x - step_size/2 · γ·g + std(x) · ξ`` for an unadjusted sampler, with as few buffers as the maths allows.
+
+    AniLA's elementwise drift ``γ·g = b·g / max(b, |g|)`` is exactly ``clamp(g, -b, b)`` (``γ = 1`` where
+    ``|g| <= b``, else ``γ·g = b·sign(g)``), so it costs one clamp instead of two products. ``noise`` (``ξ``,
+    fresh from this step) is scaled in place, and ``γ`` too when ``own_gamma`` (computed by this step, not
+    kept in the state). With a graph to keep (``create_graph``) every operation is out of place."""
+    inplace = not (grad.requires_grad or x.requires_grad or (gamma is not None and gamma.requires_grad))
+    half_step = 0.5 * sampler.step_size
+    base_std = sampler.noise_scale * math.sqrt(sampler.step_size)
+    if gamma is None:
+        drift = grad
+    elif getattr(sampler, "granularity", None) == "elementwise" and own_gamma:
+        drift = grad.clamp(-sampler.threshold, sampler.threshold)
+    else:
+        drift = gamma * grad
+    mean = torch.add(x, drift, alpha=-half_step)
+    if gamma is None:
+        std: Tensor | float = base_std
+    elif getattr(sampler, "noise_scaling", "sqrt_gamma") == "sqrt_gamma":
+        root = gamma.sqrt_() if inplace and own_gamma else torch.sqrt(gamma)
+        std = root.mul_(base_std) if inplace else root * base_std
+    else:
+        std = gamma.mul_(base_std) if inplace and own_gamma else gamma * base_std
+    if not inplace:
+        return mean + noise * std
+    return mean.addcmul_(noise, std) if isinstance(std, Tensor) else mean.add_(noise, alpha=std)
+
+
 def _clipped(sampler: Langevin, grad: Tensor) -> Tensor:
     return grad if sampler.grad_clip is None else grad.clamp(-sampler.grad_clip, sampler.grad_clip)
 
@@ -184,10 +217,8 @@ def langevin_step(sampler: Langevin, energy: Energy, state: ChainState, generato
     x = state.x
     grad = _clipped(sampler, state.grad)
     gamma = sampler.gamma(grad, state)
-    mean, std = _proposal(sampler, x, grad, gamma)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    proposal = mean + std * noise
     keep_gamma = gamma if getattr(sampler, "gamma_update", None) == "per_iteration" else None
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
     info: Info = {}
     if collect_info:
@@ -196,10 +227,15 @@ def langevin_step(sampler: Langevin, energy: Energy, state: ChainState, generato
             info["clip_fraction"] = (gamma.detach() < 1).to(x.dtype).expand_as(x).flatten(1).mean(1)
 
     if not sampler.metropolis:
+        own_gamma = gamma is not None and keep_gamma is None  # computed here, not read back by anyone
+        proposal = _unadjusted_proposal(sampler, x, grad, gamma, noise, own_gamma)
         if sampler.clamp is not None:
-            proposal = proposal.clamp(*sampler.clamp)
+            proposal = proposal.clamp_(*sampler.clamp) if not proposal.requires_grad else \
+                proposal.clamp(*sampler.clamp)
         return ChainState(x=proposal, gamma=keep_gamma), info
 
+    mean, std = _proposal(sampler, x, grad, gamma)
+    proposal = mean + std * noise
     # Metropolis-Hastings correction with the asymmetric (anisotropic) proposal density.
     new = ChainState(x=proposal, gamma=keep_gamma).evaluated(energy, create_graph=create_graph)
     new_grad = _clipped(sampler, new.grad)

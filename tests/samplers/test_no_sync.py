@@ -1,0 +1,87 @@
+"""The chain loop never waits for the device: no ``.item()``, no ``bool(tensor)``, no copy to the host.
+
+On CPU the host-synchronising ``Tensor`` methods are patched to raise while the chains run; on a GPU the same
+runs under ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising CUDA call."""
+
+import contextlib
+
+import pytest
+import torch
+
+from anila.energies import ConvNetEnergy, MLPEnergy
+from anila.samplers import SAMPLERS, run_chains, sample_chains
+
+SETTINGS = {
+    "langevin": dict(step_size=0.01, clamp=(-3.0, 3.0)),
+    "anila": dict(step_size=0.5, threshold=0.1, noise_scale=0.3),
+    "mala": dict(step_size=0.01),
+    "metropolis_anila": dict(step_size=0.5, threshold=0.1),
+    "hmc": dict(step_size=0.05, num_leapfrog_steps=3),
+}
+SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+class HostSync(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def host_sync_forbidden():
+    """Within the block, every Tensor method that copies a value to the host raises :class:`HostSync`."""
+    saved = {name: getattr(torch.Tensor, name) for name in SYNCING}
+
+    def forbid(name):
+        def raising(self, *args, **kwargs):
+            raise HostSync(f"Tensor.{name} called inside the chain loop")
+        return raising
+
+    try:
+        for name in SYNCING:
+            setattr(torch.Tensor, name, forbid(name))
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def test_the_guard_catches_a_host_synchronisation():
+    x = torch.ones(3)
+    with host_sync_forbidden(), pytest.raises(HostSync):
+        float(x.sum())
+    with host_sync_forbidden(), pytest.raises(HostSync):
+        bool((x > 0).all())
+    assert x.sum().item() == 3.0  # restored afterwards
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+@pytest.mark.parametrize("image", [False, True], ids=["points", "images"])
+def test_chain_loop_never_synchronises_on_cpu(name, image):
+    torch.manual_seed(0)
+    sampler = SAMPLERS[name](**SETTINGS[name])
+    energy = ConvNetEnergy(1, 4, 8) if image else MLPEnergy(dim=2, width=8, depth=2)
+    x0 = torch.rand(4, 1, 8, 8) if image else torch.randn(6, 2)
+    g = torch.Generator().manual_seed(1)
+    with host_sync_forbidden():
+        out = sample_chains(sampler, energy, x0, 3, generator=g)
+        result = run_chains(sampler, energy, x0, 3, generator=g, record_info=True, record_trajectory=True)
+        last = sample_chains(sampler, energy, x0, 2, generator=g, differentiable_last_step=True)
+    assert out.shape == x0.shape and result.trajectory.shape == (4, *x0.shape) and last.shape == x0.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (set_sync_debug_mode)")
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_chain_loop_never_synchronises_on_cuda(name):
+    torch.manual_seed(0)
+    sampler = SAMPLERS[name](**SETTINGS[name])
+    energy = ConvNetEnergy(3, 8, 16).cuda()
+    x0 = torch.rand(8, 3, 16, 16, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(1)
+    sample_chains(sampler, energy, x0, 2, generator=g)  # warm-up: lazy initialisation may synchronise
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = sample_chains(sampler, energy, x0, 5, generator=g)
+        run_chains(sampler, energy, x0, 3, generator=g, record_info=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.shape == x0.shape

@@ -119,6 +119,12 @@ def _bench(args: argparse.Namespace) -> int:
         raise AnilaError(f"--threads must be >= 1, got {args.threads}")
     settings = dataclasses.replace(base, device=args.device, threads=args.threads or base.threads, options=options,
                                    models=models)
+    if args.batches:
+        try:
+            batches = tuple(int(b) for b in args.batches.split(","))
+        except ValueError:
+            raise AnilaError(f"--batches must be comma-separated integers, got {args.batches!r}") from None
+        settings = dataclasses.replace(settings, mlp_batches=batches, image_batches=batches)
     if args.out and Path(args.out).suffix != ".json":
         raise AnilaError(f"--out must name a .json file, got {args.out}")
     results = run_speed(settings, progress=lambda text: print(f"bench: {text}", file=sys.stderr))
@@ -180,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--options", default="", help="comma-separated: compile, channels_last, bf16, cuda_graphs")
     p.add_argument("--models", default="", help="comma-separated subset of mlp, convnet, resnet")
+    p.add_argument("--batches", default="", help="comma-separated batch sizes for every model (default: the grid's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", help="write the results as JSON here, e.g. benchmarks/results/cpu.json")
     p.set_defaults(func=_bench)

@@ -304,6 +304,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
                           f"{', '.join(SMOOTH_ACTIVATIONS)}")
     train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
+    if train.cuda_graphs and getattr(sampler, "metropolis", True):
+        raise ConfigError("train.cuda_graphs: only the unadjusted samplers (langevin, anila) run as CUDA graphs; "
+                          "set sampler.name = \"anila\" or train.cuda_graphs = false")
     if isinstance(objective, ImprovedCD):
         if train.num_steps < 1:
             raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "

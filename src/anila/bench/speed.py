@@ -40,6 +40,7 @@ from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import AnilaError
 from anila.samplers import HMC, MALA, AniLA, ChainState, Langevin, run_chains
+from anila.train.acceleration import sampling_energy
 from anila.train.loop import TrainSettings, make_train_state, resolve_device, train_step
 
 MODELS = ("mlp", "convnet", "resnet")
@@ -108,15 +109,12 @@ def samplers_for(model: str) -> dict[str, object]:
 
 
 def prepare_energy(energy: nn.Module, options: tuple[str, ...], device: torch.device) -> Callable[[Tensor], Tensor]:
-    """The energy as sampled with ``options`` (``channels_last`` weights; ``compile``: ``torch.compile``)."""
-    if "cuda_graphs" in options and device.type != "cuda":
-        raise AnilaError("--options cuda_graphs needs a CUDA device; add --device cuda or drop cuda_graphs")
+    """The energy as the chains see it with ``options``: ``channels_last`` weights, and ``compile`` /
+    ``cuda_graphs`` exactly as the training loop applies them (:func:`~anila.train.acceleration.sampling_energy`)."""
     if "channels_last" in options:
         energy = energy.to(memory_format=torch.channels_last)
-    if "compile" in options or "cuda_graphs" in options:
-        mode = "reduce-overhead" if "cuda_graphs" in options else None
-        return torch.compile(energy, mode=mode, dynamic=False)
-    return energy
+    compiled = sampling_energy(energy, "compile" in options, "cuda_graphs" in options, device)
+    return energy if compiled is None else compiled
 
 
 def _bare_pass(energy: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], object]:
@@ -151,7 +149,8 @@ def _train_iteration(energy: nn.Module, event: tuple[int, ...], batch: int, sett
     image = len(event) == 3
     train = TrainSettings(batch_size=batch, num_steps=settings.train_steps, device=str(device),
                           precision="bf16" if "bf16" in settings.options else "float32",
-                          channels_last="channels_last" in settings.options)
+                          channels_last="channels_last" in settings.options, compile="compile" in settings.options,
+                          cuda_graphs="cuda_graphs" in settings.options)
     chains = ChainInit(noise="uniform") if image else ChainInit(scale=2.0)
     state = make_train_state(copy.deepcopy(energy), train, chains, event)
     sampler = samplers_for("convnet" if image else "mlp")["anila"]

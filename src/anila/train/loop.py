@@ -26,6 +26,7 @@ from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
+from anila.train.acceleration import make_adam, sampling_energy
 from anila.train.ema import EMA
 from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
 
@@ -43,7 +44,9 @@ class TrainSettings:
     the last ``keep_checkpoints`` (0: all). ``ema_decay`` > 0 keeps an
     exponential moving average of the weights, used for sampling and evaluation; ``grad_clip`` > 0 clips the
     parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
-    under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs.
+    under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs, as are
+    ``compile`` (the chains' energy through ``torch.compile``) and ``cuda_graphs`` (CUDA only): see
+    :mod:`anila.train.acceleration`.
     """
 
     iterations: int = 1000
@@ -62,6 +65,8 @@ class TrainSettings:
     grad_clip: float = 0.0
     precision: str = "float32"
     channels_last: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
@@ -87,6 +92,9 @@ class TrainSettings:
                 torch.device(self.device)
             except RuntimeError:
                 raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}") from None
+            if self.cuda_graphs and torch.device(self.device).type != "cuda":
+                raise ValueError(f"cuda_graphs needs a CUDA device, got device = {self.device!r}; set device = "
+                                 "\"cuda\" or cuda_graphs = false")
 
 
 @dataclass
@@ -100,6 +108,7 @@ class TrainState:
     iteration: int = 0
     ema: EMA | None = None
     bank: NearestNeighbourBank | None = None
+    chain_energy: Callable[[Tensor], Tensor] | None = None  # compiled view of ``energy`` for the chains
 
     @property
     def eval_energy(self) -> nn.Module:
@@ -122,11 +131,13 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     if settings.channels_last:
         energy.to(memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    optimizer = torch.optim.Adam(energy.parameters(), lr=settings.lr, betas=(settings.beta1, settings.beta2))
+    optimizer = make_adam(energy, settings.lr, (settings.beta1, settings.beta2), device)
+    chain_energy = sampling_energy(energy, settings.compile, settings.cuda_graphs, device)
     dtype = next(energy.parameters()).dtype
     buffer = chains.make_buffer(settings.batch_size, event_shape, generator=generator, device=device, dtype=dtype)
     ema = EMA(energy, decay=settings.ema_decay) if settings.ema_decay > 0 else None
-    return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer, ema=ema)
+    return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer, ema=ema,
+                      chain_energy=chain_energy)
 
 
 def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
@@ -173,7 +184,8 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         x0, indices = chains.initial(x_pos, state.buffer, state.generator)
         if improved is not None and improved.augment and indices is not None and x0.dim() == 4:
             x0 = Augmentation()(x0, state.generator)
-        result = run_chains(sampler, state.energy, x0, settings.num_steps, generator=state.generator,
+        chain_energy = state.chain_energy if state.chain_energy is not None and improved is None else state.energy
+        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,
                             record_info=collect_info, differentiable_last_step=improved is not None)
         x_neg = result.x.detach()
         if state.buffer is not None:

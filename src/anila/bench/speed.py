@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from anila.bench.timing import median_ratio, profile_call, synchronize, time_interleaved
+from anila.bench.timing import CLOCKS, median_ratio, profile_call, synchronize, time_interleaved
 from anila.chains.init import ChainInit
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
@@ -70,12 +70,15 @@ class SpeedSettings:
     threads: int | None = None
     options: tuple[str, ...] = ()
     profile: bool = True
+    clock: str = "auto"
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in MODELS] + [o for o in self.options if o not in OPTIONS]
         if unknown:
             raise AnilaError(f"unknown model or option {', '.join(unknown)}; models: {', '.join(MODELS)}; "
                              f"options: {', '.join(OPTIONS)}")
+        if self.clock not in ("auto", *CLOCKS):
+            raise AnilaError(f"clock must be auto, wall or process; got {self.clock!r}")
         if min(self.mlp_batches + self.image_batches, default=1) < 1 or self.num_steps < 1 or self.train_steps < 1:
             raise AnilaError("batch sizes, num_steps and train_steps must be >= 1")
 
@@ -199,7 +202,7 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
                                                                               device)  # autocast inside
     units["train_iteration"] = 1
     timings = time_interleaved(calls, device, rounds=settings.rounds, min_round_s=settings.min_round_s,
-                               warmup=settings.warmup)
+                               warmup=settings.warmup, clock=resolve_clock(settings.clock, device))
     rows = {}
     for name, timing in timings.items():
         rows[name] = {"case": name, "units_per_call": units[name], "seconds": timing.median_s / units[name],
@@ -209,6 +212,14 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
     rows["anila"]["ratio_to_langevin"] = median_ratio(timings["anila"], timings["langevin"])
     rows["train_iteration"]["target_ratio"] = settings.train_steps + 2.5
     return {"model": model, "batch": batch, "event_shape": list(event), "rows": list(rows.values())}
+
+
+def resolve_clock(clock: str, device: torch.device) -> str:
+    """``auto``: this process's CPU time on a CPU with one torch thread (other processes do not inflate it),
+    else the wall clock (CUDA rounds are always timed by CUDA events)."""
+    if clock != "auto":
+        return clock
+    return "process" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
 
 
 def machine_info(device: torch.device) -> dict:
@@ -233,6 +244,7 @@ def run_speed(settings: SpeedSettings, *, progress: Callable[[str], None] | None
         torch.set_num_threads(settings.threads)
     try:
         machine = machine_info(device)
+        machine["clock"] = resolve_clock(settings.clock, device)
         cases = []
         for model in settings.models:
             _, _, batches = build_model(model, settings)
@@ -270,8 +282,8 @@ def check_targets(results: dict) -> list[dict]:
 def format_markdown(results: dict) -> str:
     """A Markdown summary: one table of times and ratios per run, then the targets."""
     m, s = results["machine"], results["settings"]
-    lines = [f"torch {m['torch']}, device {m['device']}, {m['threads']} threads, load average at start "
-             f"{_load(m.get('load_average'))}, at end {_load(m.get('load_average_end'))}; options: "
+    lines = [f"torch {m['torch']}, device {m['device']}, {m['threads']} threads, {m['clock']} clock, load average at "
+             f"start {_load(m.get('load_average'))}, at end {_load(m.get('load_average_end'))}; options: "
              f"{', '.join(s['options']) or 'none'}; chains of {s['num_steps']} steps, K = {s['train_steps']} "
              "per training iteration.", "",
              "| model | batch | limit (ms) | Langevin | AniLA | MALA | HMC (per grad) | AniLA / Langevin "

@@ -54,8 +54,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _round_s(fn: Callable[[], object], calls: int, device: torch.device) -> float:
-    """Wall time of ``calls`` back-to-back calls, timed on the device's own clock."""
+CLOCKS = ("wall", "process")
+
+
+def _round_s(fn: Callable[[], object], calls: int, device: torch.device, clock: str = "wall") -> float:
+    """Time of ``calls`` back-to-back calls: on CUDA by the device's events; on CPU by the wall clock, or by
+    this process's CPU time (``clock="process"``), which other processes on a shared machine do not inflate."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -64,40 +68,43 @@ def _round_s(fn: Callable[[], object], calls: int, device: torch.device) -> floa
         end.record()
         end.synchronize()
         return start.elapsed_time(end) / 1e3
-    begin = time.perf_counter()
+    now = time.process_time if clock == "process" else time.perf_counter
+    begin = now()
     for _ in range(calls):
         fn()
-    return time.perf_counter() - begin
+    return now() - begin
 
 
 def time_per_call(fn: Callable[[], object], device: torch.device, *, rounds: int = 5, min_round_s: float = 0.2,
-                  warmup: int = 2) -> Timing:
+                  warmup: int = 2, clock: str = "wall") -> Timing:
     """Median seconds per call of ``fn`` over ``rounds`` rounds of at least ``min_round_s`` seconds each.
 
     ``warmup`` untimed calls come first (allocator caches, lazy initialisation, compilation)."""
-    return time_interleaved({"fn": fn}, device, rounds=rounds, min_round_s=min_round_s, warmup=warmup)["fn"]
+    return time_interleaved({"fn": fn}, device, rounds=rounds, min_round_s=min_round_s, warmup=warmup,
+                            clock=clock)["fn"]
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device, *, rounds: int = 5,
-                     min_round_s: float = 0.2, warmup: int = 2) -> dict[str, Timing]:
+                     min_round_s: float = 0.2, warmup: int = 2, clock: str = "wall") -> dict[str, Timing]:
     """Time several functions in interleaved rounds (round 1 of each, then round 2 of each, ...).
 
     Each function is warmed up, then calibrated to fill ``min_round_s`` per round; returns a :class:`Timing`
-    per name whose ``per_round_s`` line up across names (see :func:`median_ratio`)."""
-    if rounds < 1 or warmup < 0 or min_round_s <= 0:
-        raise ValueError(f"rounds must be >= 1, warmup >= 0 and min_round_s > 0; got {rounds}, {warmup}, "
-                         f"{min_round_s}")
+    per name whose ``per_round_s`` line up across names (see :func:`median_ratio`). ``clock``: ``wall`` or
+    ``process`` (CPU time of this process: steady on a shared machine when torch runs one thread)."""
+    if rounds < 1 or warmup < 0 or min_round_s <= 0 or clock not in CLOCKS:
+        raise ValueError(f"rounds must be >= 1, warmup >= 0, min_round_s > 0 and clock one of {CLOCKS}; got "
+                         f"{rounds}, {warmup}, {min_round_s}, {clock!r}")
     calls = {}
     for name, fn in fns.items():
         for _ in range(warmup):
             fn()
         synchronize(device)
-        one = max(_round_s(fn, 1, device), 1e-7)
+        one = max(_round_s(fn, 1, device, clock), 1e-7)
         calls[name] = max(1, int(min_round_s / one))
     per_round: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            per_round[name].append(_round_s(fn, calls[name], device) / calls[name])
+            per_round[name].append(_round_s(fn, calls[name], device, clock) / calls[name])
     return {name: Timing.of(per_round[name], calls[name]) for name in fns}
 
 

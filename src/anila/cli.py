@@ -1,4 +1,4 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -136,6 +136,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compose(args: argparse.Namespace) -> int:
+    from anila.commands.compose import compose_checkpoints
+
+    samples = compose_checkpoints(args.checkpoints, args.op, args.out, alpha=args.alpha, sampler=args.sampler,
+                                  overrides=args.set, num=args.num, num_steps=args.steps, seed=args.seed)
+    print(f"wrote {len(samples)} samples of {args.op}({', '.join(args.checkpoints)}) to {args.out}/ "
+          "(samples.npy, samples.png, compose.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", help="write the results as JSON here, e.g. benchmarks/results/cpu.json")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("compose", help="sample the and / or / not of independently trained energies",
+                       description="Compose trained energies (and: E_a + E_b; or: -logsumexp(-E_a, -E_b); "
+                                   "not: E_a - alpha E_b) and sample the result; see docs/applications.md.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="checkpoints or run folders (two for --op not)")
+    p.add_argument("--op", required=True, choices=["and", "or", "not"], help="the composition")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of B in 'A not B': E_a - alpha E_b (0.5)")
+    p.add_argument("--sampler", help="langevin | anila | mala | metropolis_anila | hmc (default: the first "
+                   "checkpoint's sampler)")
+    p.add_argument("--set", action="append", default=[], metavar="sampler.KEY=VALUE",
+                   help="override a sampler field, e.g. --set sampler.step_size=0.1 (repeatable)")
+    p.add_argument("--num", type=int, default=64, help="number of samples (64)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the training K)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_compose)
     return parser
 
 

@@ -64,3 +64,12 @@ def plot_image_grid(images: Tensor, path: Path, title: str = "", nrow: int | Non
               vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     return _save(fig, path, title)
+
+
+def plot_points(points: Tensor, bound: float, path: Path, title: str = "") -> Path:
+    """Scatter of ``(n, 2)`` points in the square ``[-bound, bound]²``."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    pts = points.detach().cpu().numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, linewidths=0)
+    ax.set(xlim=(-bound, bound), ylim=(-bound, bound), aspect="equal")
+    return _save(fig, path, title)

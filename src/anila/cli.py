@@ -15,15 +15,22 @@ from anila.errors import AnilaError
 
 def _train(args: argparse.Namespace) -> int:
     from anila.config import load_config
+    from anila.train.distributed import init_distributed, shutdown
     from anila.train.run import run_training
 
     config = load_config(args.config, args.set)
     if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise AnilaError(f"--resume {args.resume} continues that run folder; drop --out {args.out}")
     out = Path(args.resume or args.out or Path("runs") / Path(args.config).stem)
-    summary = run_training(config, out, progress=not args.quiet, resume=bool(args.resume))
-    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in summary.metrics.items())
-    print(f"run written to {out}/ ({metrics or 'no exact metrics for this data set'})")
+    context = init_distributed()  # torchrun --nproc_per_node=N: one process per rank; else a no-op
+    try:
+        summary = run_training(config, out, progress=not args.quiet, resume=bool(args.resume))
+    finally:
+        shutdown()
+    if context.is_main:
+        metrics = ", ".join(f"{k} = {v:.4f}" for k, v in summary.metrics.items())
+        processes = f", {context.world_size} processes" if context.enabled else ""
+        print(f"run written to {out}/ ({metrics or 'no exact metrics for this data set'}{processes})")
     return 0
 
 

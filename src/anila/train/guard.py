@@ -34,6 +34,7 @@ from torch import Tensor
 
 from anila.errors import TrainingDiverged
 from anila.samplers.base import Sampler
+from anila.train.distributed import current
 
 RESEED_STRIDE = 1_000_003
 ENERGY_KEYS = ("energy_pos", "energy_neg")
@@ -84,14 +85,15 @@ def gradient_norm(parameters: list[Tensor]) -> Tensor:
 
 def check_step(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,
                max_energy_gap: float | None = None) -> Tensor:
-    """A 0-d bool tensor: the step may be applied (see the module docstring)."""
+    """A 0-d bool tensor: the step may be applied (see the module docstring); AND-ed over the ranks of a
+    multi-process run."""
     values = [loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()).to(loss.device)]
     values += [metrics[k].detach().float().reshape(()) for k in ENERGY_KEYS if k in metrics]
     ok = torch.isfinite(torch.stack(values)).all()
     if max_energy_gap is not None and all(k in metrics for k in ENERGY_KEYS):
         gap = (metrics["energy_pos"] - metrics["energy_neg"]).abs()
         ok = ok & (gap <= max_energy_gap)
-    return ok
+    return current().all_agree(ok)  # several processes: every rank must accept (a no-op in one process)
 
 
 def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,

@@ -109,6 +109,14 @@ class TrainState:
     ema: EMA | None = None
     bank: NearestNeighbourBank | None = None
     chain_energy: Callable[[Tensor], Tensor] | None = None  # compiled view of ``energy`` for the chains
+    ddp: nn.Module | None = None
+
+    @property
+    def loss_energy(self) -> nn.Module:
+        """The module the loss's forward pass goes through: the DistributedDataParallel wrapper of ``energy``
+        in a multi-process run (it averages the parameter gradients across ranks), else ``energy`` itself.
+        The sampler always uses ``energy``: its input gradients need no synchronisation."""
+        return self.ddp if self.ddp is not None else self.energy
 
     @property
     def eval_energy(self) -> nn.Module:
@@ -190,7 +198,7 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         x_neg = result.x.detach()
         if state.buffer is not None:
             state.buffer.push(x_neg, indices)
-        loss, metrics = contrastive_divergence(state.energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        loss, metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
         if improved is not None:
             if state.bank is None:
                 state.bank = NearestNeighbourBank(improved.bank_size)

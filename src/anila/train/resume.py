@@ -179,27 +179,32 @@ def truncate_metrics(path: str | Path, iteration: int) -> None:
 
 
 def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], state: TrainState, *,
-               report: Callable[[str], None] = warn) -> dict[str, Any] | None:
+               report: Callable[[str], None] = warn, view: Callable | None = None,
+               tidy: bool = True) -> dict[str, Any] | None:
     """Restore ``state`` from the newest good checkpoint of ``run_dir``; returns its JSON metadata.
 
     Checks the config first (:func:`check_resumable`); a corrupt newest checkpoint is renamed ``*.corrupt``
     and the previous one used; leftover temporary files of a killed write are removed. A run folder without
-    any checkpoint (killed before the first one) starts from iteration 0 with a message."""
+    any checkpoint (killed before the first one) starts from iteration 0 with a message. ``view(groups, meta)``
+    picks this rank's part of a multi-process checkpoint; ``tidy = False`` (ranks other than 0) leaves the
+    files alone."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"--resume {run_dir}: no such run folder; pass the folder of an earlier anila train run")
     folder = run_dir / "checkpoints"
-    for leftover in folder.glob(".iter_*.tmp") if folder.is_dir() else []:
+    for leftover in folder.glob(".iter_*.tmp") if folder.is_dir() and tidy else []:
         leftover.unlink(missing_ok=True)
     if not list_checkpoints(folder):
         report(f"no checkpoint in {folder} yet: starting {run_dir} from iteration 0")
         return None
     groups, meta, path = load_latest_checkpoint(folder, report=report)
-    for newer in [p for p in list_checkpoints(folder) if p.name > path.name]:
+    for newer in [p for p in list_checkpoints(folder) if p.name > path.name] if tidy else []:
         for bad in (newer, newer.with_suffix(".json")):
             if bad.exists():
                 bad.replace(bad.with_name(bad.name + ".corrupt"))
     if "config" in meta:
         check_resumable(config_dict, meta["config"])
+    if view is not None:
+        groups, meta = view(groups, meta)
     restore(state, groups, meta)
     return meta

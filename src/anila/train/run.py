@@ -23,8 +23,9 @@ from anila.config import Config, config_from_dict
 from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
 from anila.data.validate import validate_batch, validate_images
+from anila.errors import ConfigError
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.objectives.select import ImprovedCD, bind_objective
+from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
@@ -34,7 +35,7 @@ from anila.train.checkpoint import (
     save_checkpoint,
     warn,
 )
-from anila.train.figures import plot_densities, plot_image_grid, plot_samples
+from anila.train.distributed import current
 from anila.train.guard import GuardState, guarded_train
 from anila.train.loop import TrainState, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
@@ -49,6 +50,7 @@ class RunSummary:
     out_dir: Path
     metrics: dict[str, float] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
+    energy: torch.nn.Module | None = None  # the trained weights (not the EMA copy)
 
 
 def load_data(config: Config, device: torch.device):
@@ -77,13 +79,18 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: GuardState | None = None) -> Path:
-    """Write ``checkpoints/iter_NNNNNNN`` with everything needed to resume, and drop the oldest beyond K."""
-    groups, meta = capture(state)
+    """Write ``checkpoints/iter_NNNNNNN`` with everything needed to resume, and drop the oldest beyond K.
+
+    In a multi-process run every rank calls it (it gathers the ranks' local state) and rank 0 writes."""
+    context = current()
+    groups, meta = context.gather_local(*capture(state))
     folder = out_dir / "checkpoints"
+    path = folder / f"iter_{state.iteration:07d}.safetensors"
+    if not context.is_main:
+        return path
     guard = guard or GuardState(config.sampler)
     meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
-    path = save_checkpoint(folder / f"iter_{state.iteration:07d}.safetensors", groups,
-                           {**meta, "config": config.to_dict()})
+    save_checkpoint(path, groups, {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path
 
@@ -91,7 +98,9 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
 def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
     def write(state: TrainState) -> None:
         save_train_state(config, state, out_dir, guard)
-        if not config.data.is_toy:
+        if not config.data.is_toy and current().is_main:
+            from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
+
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
             samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
@@ -131,48 +140,72 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     the checkpoint's but for :data:`~anila.train.resume.RESUMABLE_KEYS`); the result is bit-identical to a
     run that was never interrupted."""
     out_dir = Path(out_dir)
-    settings = config.train
-    seed_all(settings.seed)
+    context = current()  # one process unless started by torchrun (anila.train.distributed)
+    main_rank = context.is_main
+    if context.enabled and not isinstance(config.objective, ContrastiveDivergence):
+        raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
+                          "single process")
+    settings = context.rank_settings(config.train)  # this rank's seed and device
+    seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
+    state.ddp = context.wrap(state.energy)
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
         config.objective if isinstance(config.objective, ImprovedCD) else None)
     metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
+    report = warn if main_rank else (lambda message: None)
     guard = GuardState(config.sampler)
     if resume:  # after everything that draws at set-up, which the restored RNG states then overwrite
-        meta = resume_run(out_dir, config.to_dict(), state) or {}
-        truncate_metrics(metrics_path, state.iteration)
+        meta = resume_run(out_dir, config.to_dict(), state, report=report, view=context.local_view,
+                          tidy=main_rank) or {}
         if "guard" in meta:  # the guard's shrunk sampler step and retries carry over
             step_size = meta["guard"]["sampler_step_size"]
             guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
-        append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
-    else:
+        if main_rank:
+            truncate_metrics(metrics_path, state.iteration)
+            append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
+    elif main_rank:
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text("")
         events_path.write_text("")
-    atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
+    if main_rank:
+        atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
     if state.iteration == 0:
         save_train_state(config, state, out_dir, guard)  # the point the guard or a resume can return to
 
     def rollback(state: TrainState) -> None:
-        groups, meta, _ = load_latest_checkpoint(out_dir)
-        restore(state, groups, meta)
-        truncate_metrics(metrics_path, state.iteration)
+        context.barrier()
+        groups, meta, _ = load_latest_checkpoint(out_dir, report=report)
+        restore(state, *context.local_view(groups, meta))
+        if main_rank:
+            truncate_metrics(metrics_path, state.iteration)
 
     def event(record: dict) -> None:
+        if not main_rank:
+            return
         append_jsonl(events_path, record)
         if record["event"] == "step_rejected":
             warn(f"iteration {record['iteration']}: {record['reason']}; rolled back to iteration "
                  f"{record['rolled_back_to']}, lr and sampler step x{config.guard.shrink} "
                  f"(retry {record['retry']} of {config.guard.max_retries})")
 
+    def log(record: dict) -> None:
+        record = context.average(record)  # every rank takes part
+        if main_rank:
+            append_jsonl(metrics_path, record)
+
     guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=event,
-                  on_log=lambda record: append_jsonl(metrics_path, record),
-                  on_checkpoint=_checkpoint_writer(config, out_dir, guard), progress=progress, objective=objective)
-    if images is not None:
-        return evaluate_image_run(config, state.eval_energy, images, out_dir)
-    return evaluate_run(config, state.eval_energy, out_dir)
+                  on_log=log, on_checkpoint=_checkpoint_writer(config, out_dir, guard),
+                  progress=progress and main_rank, objective=objective)
+    if not main_rank:
+        summary = RunSummary(out_dir=out_dir)
+    elif images is not None:
+        summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
+    else:
+        summary = evaluate_run(config, state.eval_energy, out_dir)
+    summary.energy = state.energy
+    return summary
 
 
 def run_title(config: Config) -> str:
@@ -187,6 +220,8 @@ def run_title(config: Config) -> str:
 
 def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Tensor, out_dir: Path) -> RunSummary:
     """Sample and data grids of a trained image energy, and mean energies; writes ``summary.json``."""
+    from anila.train.figures import plot_image_grid
+
     device = next(energy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     energy.eval()
@@ -205,6 +240,8 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
 
 def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunSummary:
     """Figures and grid metrics of a trained 2-D energy; writes ``summary.json``."""
+    from anila.train.figures import plot_densities, plot_samples
+
     dataset = toy_dataset(config.data.name)
     bound = config.eval.bound or dataset.bound
     device = next(energy.parameters()).device

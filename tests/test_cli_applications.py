@@ -1,5 +1,5 @@
-"""The application subcommands end to end on tiny trained models: ``anila compose`` (and bad input: exit 2,
-one line, no traceback)."""
+"""The application subcommands end to end on tiny trained models: ``anila compose``, ``anila eval`` (and bad
+input: exit 2, one line, no traceback)."""
 
 import json
 import subprocess
@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from anila.cli import main
 
@@ -29,9 +30,18 @@ num_steps = 3
 log_every = 2
 checkpoint_every = 4
 [eval]
-grid_resolution = 8
+grid_resolution = 64
 num_samples = 16
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: threads only add contention on a loaded CI machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_cli(*args):
@@ -81,3 +91,24 @@ def test_compose_bad_input_exits_2_with_one_line(toy_runs, tmp_path, capsys):
         assert message in err and len(err.strip().splitlines()) == 1, err
     result = run_cli(*cases[0][0], "--out", str(tmp_path / "bad"))  # the real process: exit 2, no traceback
     assert result.returncode == 2 and result.stderr.startswith("anila: error: ") and "Traceback" not in result.stderr
+
+
+def test_eval_loglik_agrees_with_the_grid_quadrature(toy_runs, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(toy_runs[0]), "--metrics", "loglik", "--num", "500", "--ais-chains", "128",
+                 "--ais-temperatures", "100", "--quiet", "--out", str(out)]) == 0
+    assert "loglik = " in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["num_test"] == 500 * (1 - result["outside_fraction"]) and result["ais_ess"] > 20
+    # two estimates of the same log Z of the (smooth, barely trained) model: AIS and a 64x64 midpoint grid
+    assert abs(result["log_z"] - result["log_z_grid"]) < 5 * result["log_z_stderr"] + 0.02, result
+    assert result["loglik"] < result["loglik_true"]  # 4 iterations of training: far from the data density
+
+
+def test_eval_bad_input_exits_2(toy_runs, tmp_path, capsys):
+    for args, message in [(["--metrics", "loglik,bleu"], "--metrics: unknown metric bleu"),
+                          (["--num", "1"], "--num must be >= 2"),
+                          (["--out", str(tmp_path / "x.txt")], "--out must name a .json file")]:
+        assert main(["eval", str(toy_runs[0]), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

@@ -1,4 +1,4 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -153,6 +153,25 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from anila.commands.evaluate import evaluate_checkpoint, parse_metrics
+
+    if args.out and Path(args.out).suffix != ".json":
+        raise AnilaError(f"--out must name a .json file, got {args.out}")
+    results = evaluate_checkpoint(args.checkpoint, parse_metrics(args.metrics), num=args.num, seed=args.seed,
+                                  ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
+                                  ais_step_size=args.ais_step_size, progress=not args.quiet)
+    for name, value in results.items():
+        print(f"{name} = {value:.6g}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_compose)
+
+    p = sub.add_parser("eval", help="evaluate a trained checkpoint (test log-likelihood by AIS, ...)",
+                       description="Evaluate a checkpoint; see docs/evaluation.md for each metric.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, its .json sidecar, or a run folder")
+    p.add_argument("--metrics", default="loglik", help="comma-separated: loglik (default: loglik)")
+    p.add_argument("--num", type=int, default=1000, help="test points / samples (1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--ais-chains", type=int, default=256, help="AIS chains (256)")
+    p.add_argument("--ais-temperatures", type=int, default=1000, help="AIS temperatures (1000)")
+    p.add_argument("--ais-step-size", type=float, default=None,
+                   help="MALA step size of the AIS kernel (default 0.01 for toys, 1e-4 for images)")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)
     return parser
 
 

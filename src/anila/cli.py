@@ -1,4 +1,4 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``, ``ood``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -172,6 +172,24 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ood(args: argparse.Namespace) -> int:
+    from anila.commands.ood import ood_checkpoint
+
+    if args.json and Path(args.json).suffix != ".json":
+        raise AnilaError(f"--json must name a .json file, got {args.json}")
+    specs = [s for s in args.out.split(",") if s.strip()]
+    results = ood_checkpoint(args.checkpoint, specs, in_spec=args.in_spec, num=args.num, seed=args.seed,
+                             out_json=args.json)
+    print("| OOD set | AUROC (energy) | AUROC (grad norm) | inputs in / out |")
+    print("|---|---|---|---|")
+    for spec, row in results.items():
+        print(f"| {spec} | {row['auroc_energy']:.4f} | {row['auroc_grad_norm']:.4f} | {row['num_in']} / "
+              f"{row['num_out']} |")
+    if args.json:
+        print(f"results written to {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("ood", help="out-of-distribution detection: AUROC of energy and gradient-norm scores",
+                       description="Score inputs by energy and by input-gradient norm and report the AUROC of "
+                                   "the in-distribution set against each OOD set; see docs/applications.md.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, its .json sidecar, or a run folder")
+    p.add_argument("--in", dest="in_spec", metavar="DATASET",
+                   help="in-distribution set (default: the checkpoint's training data), e.g. digits:holdout=9")
+    p.add_argument("--out", required=True, metavar="DATASET[,DATASET...]",
+                   help="OOD sets, e.g. digits:class=9,uniform,gaussian:std=0.5")
+    p.add_argument("--num", type=int, default=1000, help="inputs per set (1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--json", help="also write the results to this .json file")
+    p.set_defaults(func=_ood)
     return parser
 
 

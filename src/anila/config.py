@@ -57,6 +57,7 @@ ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEner
 POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
 IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
+LABELLED_DATASETS = ("digits", "mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class DataConfig:
 
     Toy sets take no other key. Image sets: ``root`` (folder with the files; not needed for ``digits``),
     ``image_size`` (``digits``: upsample from 8; ``folder``: resize and centre-crop; default 8 / 32),
-    ``split`` (``train`` / ``test``, MNIST and CIFAR-10) and ``noise_std`` (dequantisation noise added to
-    every batch; the AniLA paper used 0.03).
+    ``split`` (``train`` / ``test``, MNIST and CIFAR-10), ``noise_std`` (dequantisation noise added to
+    every batch; the AniLA paper used 0.03) and ``holdout_class`` (labelled sets digits, mnist, cifar10: train
+    without this class, e.g. to test OOD detection on it, ``docs/applications.md``).
     """
 
     name: str = "rings"
@@ -74,6 +76,7 @@ class DataConfig:
     image_size: int | None = None
     split: str = "train"
     noise_std: float = 0.0
+    holdout_class: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in TOY_DATASETS + IMAGE_DATASETS:
@@ -84,6 +87,9 @@ class DataConfig:
             raise ValueError(f"image_size applies to digits and folder only, and must be >= 4; got {self.image_size}")
         if self.split not in ("train", "test") or self.noise_std < 0:
             raise ValueError(f"split must be train or test and noise_std >= 0; got {self.split!r}, {self.noise_std}")
+        if self.holdout_class is not None and (self.name not in LABELLED_DATASETS or self.holdout_class < 0):
+            raise ValueError(f"holdout_class applies to {', '.join(LABELLED_DATASETS)} and must be >= 0; "
+                             f"got {self.holdout_class} for {self.name}")
 
     @property
     def is_toy(self) -> bool:

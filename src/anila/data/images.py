@@ -422,6 +422,19 @@ class ImageDataset:
         """:func:`batch_sampler` over these images."""
         return batch_sampler(self.images, noise_std=noise_std)
 
+    def select(self, *, only: int | None = None, exclude: int | None = None) -> ImageDataset:
+        """The images of class ``only``, or of every class but ``exclude`` (held-out class for OOD tests)."""
+        if self.labels is None:
+            raise DataError(f"image data set {self.name!r} has no labels: a class cannot be selected")
+        keep = torch.ones(len(self.labels), dtype=torch.bool)
+        for value, wanted in ((only, True), (exclude, False)):
+            if value is not None:
+                if not bool((self.labels == value).any()):
+                    raise DataError(f"{self.name} has no class {value}; its classes are "
+                                    f"{', '.join(str(int(c)) for c in self.labels.unique())}")
+                keep &= (self.labels == value) if wanted else (self.labels != value)
+        return ImageDataset(self.name, self.images[keep], self.labels[keep])
+
 
 def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDataset:
     """The image set ``name`` (one of :data:`IMAGE_DATASETS`) read from ``root``; ``kwargs`` go to its loader.

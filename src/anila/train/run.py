@@ -66,7 +66,8 @@ def load_data(config: Config, device: torch.device):
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": data.split}
-    images = image_dataset(data.name, data.root, **kwargs).images
+    dataset = image_dataset(data.name, data.root, **kwargs)
+    images = (dataset if data.holdout_class is None else dataset.select(exclude=data.holdout_class)).images
     validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
     return batch_sampler(images, noise_std=data.noise_std), None, images

@@ -80,6 +80,9 @@ def gradient_norm(parameters: list[Tensor]) -> Tensor:
     grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(())
+    total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6: fused per device and dtype
+    if total_norm is not None:
+        return total_norm(grads)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
 
 

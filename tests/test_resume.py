@@ -121,6 +121,9 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
     run_training(config, run, progress=False, resume=True)  # train.iterations may grow on resume
     err = capsys.readouterr().err
     assert "iter_0000006.safetensors is truncated or corrupt" in err and "iter_0000004.safetensors" in err
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["warning", "resumed"] and events[1]["iteration"] == 4
+    assert (run / "checkpoints" / "iter_0000006.safetensors.corrupt").is_file()  # moved aside, never reused
     assert_same_checkpoint(reference / "checkpoints" / "iter_0000008.safetensors",
                            run / "checkpoints" / "iter_0000008.safetensors")
     assert metrics_without_time(run) == metrics_without_time(reference)

@@ -134,6 +134,71 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
     return torch.cat(out)
 
 
+def _report(out_dir: Path):
+    """Rank 0: a warning on stderr, also recorded in ``events.jsonl``; other ranks: silent."""
+    def report(message: str) -> None:
+        if current().is_main:
+            warn(message)
+            if out_dir.is_dir():
+                append_jsonl(out_dir / "events.jsonl", {"event": "warning", "message": message})
+    return report
+
+
+def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool) -> GuardState:
+    """Fresh run: create the folder and empty logs. Resume: restore ``state`` (and the guard's shrunk sampler
+    step and retries) from the newest good checkpoint and cut the logs back to it. Then write the resolved
+    config and, at iteration 0, the checkpoint the guard and a resume can return to."""
+    context, guard = current(), GuardState(config.sampler)
+    metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
+    if resume:
+        meta = resume_run(out_dir, config.to_dict(), state, report=_report(out_dir), view=context.local_view,
+                          tidy=context.is_main) or {}
+        if "guard" in meta:
+            step_size = meta["guard"]["sampler_step_size"]
+            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
+        if context.is_main:
+            truncate_metrics(metrics_path, state.iteration)
+            append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
+    elif context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("")
+        events_path.write_text("")
+    if context.is_main:
+        atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
+    if state.iteration == 0:
+        save_train_state(config, state, out_dir, guard)
+    return guard
+
+
+def _run_callbacks(config: Config, out_dir: Path):
+    """``(rollback, on_event, on_log)`` for :func:`~anila.train.guard.guarded_train`; rank 0 writes."""
+    context, report = current(), _report(out_dir)
+    metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
+
+    def rollback(state: TrainState) -> None:
+        context.barrier()
+        groups, meta, _ = load_latest_checkpoint(out_dir, report=report)
+        restore(state, *context.local_view(groups, meta))
+        if context.is_main:
+            truncate_metrics(metrics_path, state.iteration)
+
+    def on_event(record: dict) -> None:
+        if not context.is_main:
+            return
+        append_jsonl(events_path, record)
+        if record["event"] == "step_rejected":
+            warn(f"iteration {record['iteration']}: {record['reason']}; rolled back to iteration "
+                 f"{record['rolled_back_to']}, lr and sampler step x{config.guard.shrink} "
+                 f"(retry {record['retry']} of {config.guard.max_retries})")
+
+    def on_log(record: dict) -> None:
+        record = context.average(record)  # a collective: every rank takes part
+        if context.is_main:
+            append_jsonl(metrics_path, record)
+
+    return rollback, on_event, on_log
+
+
 def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, resume: bool = False) -> RunSummary:
     """Train as configured, writing the run folder; returns the summary (final KL etc.).
 
@@ -154,50 +219,10 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
         config.objective if isinstance(config.objective, ImprovedCD) else None)
-    metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
-    report = warn if main_rank else (lambda message: None)
-    guard = GuardState(config.sampler)
-    if resume:  # after everything that draws at set-up, which the restored RNG states then overwrite
-        meta = resume_run(out_dir, config.to_dict(), state, report=report, view=context.local_view,
-                          tidy=main_rank) or {}
-        if "guard" in meta:  # the guard's shrunk sampler step and retries carry over
-            step_size = meta["guard"]["sampler_step_size"]
-            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
-        if main_rank:
-            truncate_metrics(metrics_path, state.iteration)
-            append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
-    elif main_rank:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("")
-        events_path.write_text("")
-    if main_rank:
-        atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
-    if state.iteration == 0:
-        save_train_state(config, state, out_dir, guard)  # the point the guard or a resume can return to
-
-    def rollback(state: TrainState) -> None:
-        context.barrier()
-        groups, meta, _ = load_latest_checkpoint(out_dir, report=report)
-        restore(state, *context.local_view(groups, meta))
-        if main_rank:
-            truncate_metrics(metrics_path, state.iteration)
-
-    def event(record: dict) -> None:
-        if not main_rank:
-            return
-        append_jsonl(events_path, record)
-        if record["event"] == "step_rejected":
-            warn(f"iteration {record['iteration']}: {record['reason']}; rolled back to iteration "
-                 f"{record['rolled_back_to']}, lr and sampler step x{config.guard.shrink} "
-                 f"(retry {record['retry']} of {config.guard.max_retries})")
-
-    def log(record: dict) -> None:
-        record = context.average(record)  # every rank takes part
-        if main_rank:
-            append_jsonl(metrics_path, record)
-
-    guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=event,
-                  on_log=log, on_checkpoint=_checkpoint_writer(config, out_dir, guard),
+    guard = _open_run(config, state, out_dir, resume=resume)
+    rollback, on_event, on_log = _run_callbacks(config, out_dir)
+    guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=on_event,
+                  on_log=on_log, on_checkpoint=_checkpoint_writer(config, out_dir, guard),
                   progress=progress and main_rank, objective=objective)
     if not main_rank:
         summary = RunSummary(out_dir=out_dir)

@@ -72,6 +72,10 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
 
     context = init_distributed()
     try:
+        # logged metrics are averaged over the ranks; the guard's flag is AND-ed over them
+        assert context.average({"iteration": 3, "loss": float(rank)}) == {"iteration": 3, "loss": 0.5}
+        assert not bool(context.all_agree(torch.tensor(rank == 0)))
+        assert bool(context.all_agree(torch.tensor(True)))
         x_pos = torch.randn(BATCH, 2, generator=torch.Generator().manual_seed(123))
         half = BATCH // world_size
         save_file(first_update(x_pos[rank * half:(rank + 1) * half], ddp=True), f"{folder}/first_{rank}.safetensors")

@@ -158,3 +158,19 @@ def test_holdout_class_is_validated():
 
     with pytest.raises(ConfigError, match="data.holdout_class applies to digits, mnist, cifar10"):
         config_from_dict({"data": {"name": "rings", "holdout_class": 1}})
+
+
+def test_eval_fid_kid_on_digits(digits_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(digits_run), "--metrics", "fid,kid", "--num", "200", "--quiet", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["num_samples"] == result["num_data"] == 200 and result["feature_dim"] == 64
+    assert result["classifier_accuracy"] > 0.85
+    assert result["fid"] > 0 and result["fid_data"] > 0 and result["kid_stderr"] > 0
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--num", "10"]) == 2
+    assert "--num must be >= 20" in capsys.readouterr().err
+
+
+def test_eval_fid_refuses_toys(toy_runs, capsys):
+    assert main(["eval", str(toy_runs[0]), "--metrics", "fid"]) == 2
+    assert "fid and kid apply to image models" in capsys.readouterr().err

@@ -162,7 +162,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise AnilaError(f"--out must name a .json file, got {args.out}")
     results = evaluate_checkpoint(args.checkpoint, parse_metrics(args.metrics), num=args.num, seed=args.seed,
                                   ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
-                                  ais_step_size=args.ais_step_size, progress=not args.quiet)
+                                  ais_step_size=args.ais_step_size, features=args.features,
+                                  progress=not args.quiet)
     for name, value in results.items():
         print(f"{name} = {value:.6g}")
     if args.out:
@@ -262,10 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_compose)
 
-    p = sub.add_parser("eval", help="evaluate a trained checkpoint (test log-likelihood by AIS, ...)",
+    p = sub.add_parser("eval", help="evaluate a trained checkpoint: test log-likelihood (AIS), FID, KID",
                        description="Evaluate a checkpoint; see docs/evaluation.md for each metric.")
     p.add_argument("checkpoint", help="a .safetensors checkpoint, its .json sidecar, or a run folder")
-    p.add_argument("--metrics", default="loglik", help="comma-separated: loglik (default: loglik)")
+    p.add_argument("--metrics", default="loglik", help="comma-separated: loglik, fid, kid (default: loglik)")
+    p.add_argument("--features", default="classifier",
+                   help="fid / kid features: classifier (trained on the data set's labels) or inception "
+                        "(needs pip install 'anila[fid]')")
     p.add_argument("--num", type=int, default=1000, help="test points / samples (1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--ais-chains", type=int, default=256, help="AIS chains (256)")

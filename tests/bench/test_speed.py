@@ -50,13 +50,15 @@ def test_bench_quick_runs_every_case_and_writes_json(tmp_path, capsys):
     assert [c["model"] for c in results["cases"]] == ["mlp", "convnet"]
     for case in results["cases"]:
         rows = {row["case"]: row for row in case["rows"]}
-        assert set(rows) == {"limit", "langevin", "anila", "mala", "hmc", "train_iteration", "loss_pass"}
+        assert set(rows) == {"limit", "langevin", "anila", "mala", "hmc", "train_iteration", "loss_pass",
+                             "langevin_update", "anila_update"}
         assert rows["limit"]["ratio_to_limit"] == 1.0
         for row in rows.values():
             assert row["seconds"] > 0 and row["ratio_to_limit"] > 0
             assert row["profile"]["operators"] > 0 and row["peak_bytes"] >= 0
-        # A chain step does at least the limit's work: its operators include the bare pass's.
+        # A chain step does at least the limit's work: its operators include the bare pass's and the update's.
         assert rows["anila"]["profile"]["operators"] > rows["limit"]["profile"]["operators"]
+        assert rows["anila"]["profile"]["operators"] > rows["anila_update"]["profile"]["operators"]
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
 

@@ -8,8 +8,9 @@ that pass, written bare as
 is the **limit**. For each model and batch size the benchmark times the limit, a step of each sampler (from a
 chain run of ``num_steps`` steps, so the runner's own overhead counts), and a whole training iteration with
 ``train_steps`` (K) sampler steps, and the loss pass inside it (forward over data and negatives, backward
-into the parameters), and reports each as a ratio to the limit. HMC is reported per gradient
-evaluation (its transition makes ``num_leapfrog_steps`` of them). The issue's targets:
+into the parameters), and the update of a Langevin and an AniLA step alone (from a state whose energy and
+gradient are known: the arithmetic a step adds to the limit), and reports each as a ratio to the limit.
+HMC is reported per gradient evaluation (its transition makes ``num_leapfrog_steps`` of them). The issue's targets:
 
     AniLA step / limit <= 1.10 (ConvNet, batch 128);   AniLA step / Langevin step <= 1.03;
     training iteration / limit <= K + 2.5
@@ -214,6 +215,13 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
                                                                                   generator=g).x)
         one_step[name] = under_autocast(lambda s=sampler, st=start: run_chains(s, sample_energy, st, 1,
                                                                             generator=g).x)
+    for name in ("langevin", "anila"):  # the update alone: a step from a state whose E and ∇E are known
+        sampler = samplers_for(model)[name]
+        with autocast():
+            evaluated = ChainState.at(x).evaluated(sample_energy)
+        calls[f"{name}_update"] = one_step[f"{name}_update"] = under_autocast(
+            lambda s=sampler, st=evaluated: s.step(sample_energy, st, g)[0].x)
+        units[f"{name}_update"] = 1
     calls["train_iteration"] = one_step["train_iteration"] = _train_iteration(energy, event, batch, settings,
                                                                               device)  # autocast inside
     units["train_iteration"] = 1
@@ -228,6 +236,7 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
         # Paired per-round ratio: both timings share each round's machine load.
         rows[name]["ratio_to_limit"] = median_ratio(timing, timings["limit"]) / units[name]
     rows["anila"]["ratio_to_langevin"] = median_ratio(timings["anila"], timings["langevin"])
+    rows["anila_update"]["ratio_to_langevin"] = median_ratio(timings["anila_update"], timings["langevin_update"])
     rows["train_iteration"]["target_ratio"] = settings.train_steps + 2.5
     return {"model": model, "batch": batch, "event_shape": list(event), "rows": list(rows.values())}
 
@@ -305,15 +314,17 @@ def format_markdown(results: dict) -> str:
              f"{', '.join(s['options']) or 'none'}; chains of {s['num_steps']} steps, K = {s['train_steps']} "
              "per training iteration.", "",
              "| model | batch | limit (ms) | Langevin | AniLA | MALA | HMC (per grad) | AniLA / Langevin "
-             "| loss pass | train iteration | peak MiB (AniLA) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| update µs (Langevin / AniLA) | loss pass | train iteration | peak MiB (AniLA) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in results["cases"]:
         rows = {row["case"]: row for row in case["rows"]}
         peak = rows["anila"].get("peak_bytes")
         lines.append(
             f"| {case['model']} | {case['batch']} | {1e3 * rows['limit']['seconds']:.3f} | "
             + " | ".join(f"{rows[n]['ratio_to_limit']:.2f}x" for n in SAMPLER_NAMES)
-            + f" | {rows['anila']['ratio_to_langevin']:.3f} | {rows['loss_pass']['ratio_to_limit']:.2f}x"
+            + f" | {rows['anila']['ratio_to_langevin']:.3f}"
+            f" | {1e6 * rows['langevin_update']['seconds']:.0f} / {1e6 * rows['anila_update']['seconds']:.0f}"
+            f" | {rows['loss_pass']['ratio_to_limit']:.2f}x"
             f" | {rows['train_iteration']['ratio_to_limit']:.2f}x "
             f"(≤ {rows['train_iteration']['target_ratio']:g}) | "
             + (f"{peak / 2**20:.1f}" if peak is not None else "n/a") + " |")

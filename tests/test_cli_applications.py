@@ -174,3 +174,41 @@ def test_eval_fid_kid_on_digits(digits_run, tmp_path, capsys):
 def test_eval_fid_refuses_toys(toy_runs, capsys):
     assert main(["eval", str(toy_runs[0]), "--metrics", "fid"]) == 2
     assert "fid and kid apply to image models" in capsys.readouterr().err
+
+
+def test_low_temperature_sampler_is_gradient_descent_at_zero():
+    from anila.commands.explore import low_temperature_sampler, snapshot_steps
+    from anila.energies import Gaussian
+    from anila.errors import DataError
+    from anila.samplers import HMC, MALA, AniLA, Langevin, MetropolisAniLA, sample_chains
+
+    cold = low_temperature_sampler(MALA(step_size=0.2, noise_scale=1.0), 0.0)
+    assert cold == Langevin(step_size=0.2, noise_scale=0.0)
+    warm = low_temperature_sampler(MetropolisAniLA(step_size=0.2, threshold=0.5), 0.25)
+    assert warm == AniLA(step_size=0.2, threshold=0.5, noise_scale=0.5)
+    target = Gaussian(torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]]))
+    x = sample_chains(cold, target, 3 * torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), 400)
+    torch.testing.assert_close(x, target.mean.expand_as(x), atol=1e-4, rtol=0)  # every chain at the mode
+    with pytest.raises(DataError, match="Langevin-family sampler"):
+        low_temperature_sampler(HMC(), 0.0)
+    assert snapshot_steps(1000, 5) == [0, 1, 10, 100, 1000]
+
+
+@pytest.mark.parametrize("which", ["toy", "digits"])
+def test_explore_writes_long_run_trace_and_low_temperature(which, toy_runs, digits_run, tmp_path, capsys):
+    run = toy_runs[0] if which == "toy" else digits_run
+    out = tmp_path / "explore"
+    assert main(["explore", str(run), "--out", str(out), "--num", "6", "--steps", "20", "--snapshots", "4",
+                 "--descent-steps", "10", "--quiet"]) == 0
+    assert "low-temperature steps" in capsys.readouterr().out
+    shape = (2,) if which == "toy" else (1, 8, 8)
+    steps = json.loads((out / "long_run_steps.json").read_text())
+    assert steps[0] == 0 and steps[-1] == 20 and len(steps) <= 4
+    assert np.load(out / "long_run.npy").shape == (len(steps), 6, *shape)
+    assert np.load(out / "low_temperature.npy").shape == (6, *shape)
+    rows = (out / "energy_trace.csv").read_text().splitlines()
+    assert rows[0] == "step,mean_energy,q10_energy,q90_energy" and rows[-1].startswith("20,")
+    record = json.loads((out / "explore.json").read_text())
+    assert record["low_temperature_sampler"]["noise_scale"] == 0.0 and record["nonfinite_long_run"] == 0
+    for figure in ("long_run.png", "low_temperature.png", "energy_trace.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,5 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``, ``ood``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``, ``ood``,
+``explore``.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -191,6 +192,21 @@ def _ood(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace) -> int:
+    from anila.commands.explore import explore_checkpoint
+
+    record = explore_checkpoint(args.checkpoint, args.out, num=args.num, steps=args.steps,
+                                num_snapshots=args.snapshots, temperature=args.temperature,
+                                descent_steps=args.descent_steps, sampler=args.sampler, overrides=args.set,
+                                seed=args.seed, progress=not args.quiet)
+    print(f"mean energy: start {record['mean_energy_start']:.4g}, after {args.steps} steps "
+          f"{record['mean_energy_long_run']:.4g}, after {args.descent_steps} low-temperature steps "
+          f"{record['mean_energy_low_temperature']:.4g}")
+    print(f"written to {args.out}/ (long_run.png/.npy, energy_trace.png/.csv, low_temperature.png/.npy, "
+          "explore.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,6 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--json", help="also write the results to this .json file")
     p.set_defaults(func=_ood)
+
+    p = sub.add_parser("explore", help="mode exploration: long-run chains and low-temperature samples",
+                       description="Run long chains from a trained energy (snapshots and energy trace), then "
+                                   "descend to low temperature; see docs/applications.md.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, its .json sidecar, or a run folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num", type=int, default=None, help="chains (default: 16 for images, 1000 for toys)")
+    p.add_argument("--steps", type=int, default=1000, help="long-run sampler steps (1000)")
+    p.add_argument("--snapshots", type=int, default=8, help="snapshots shown, log-spaced (8)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="low-temperature run: noise scaled by sqrt(T); 0 = gradient descent (default)")
+    p.add_argument("--descent-steps", type=int, default=1000, help="low-temperature steps (1000, as improved CD)")
+    p.add_argument("--sampler", help="sampler for the long run (default: the checkpoint's)")
+    p.add_argument("--set", action="append", default=[], metavar="sampler.KEY=VALUE",
+                   help="override a sampler field (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_explore)
     return parser
 
 

@@ -212,3 +212,10 @@ def test_explore_writes_long_run_trace_and_low_temperature(which, toy_runs, digi
     assert record["low_temperature_sampler"]["noise_scale"] == 0.0 and record["nonfinite_long_run"] == 0
     for figure in ("long_run.png", "low_temperature.png", "energy_trace.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("command", ["compose", "eval", "ood", "explore"])
+def test_help_for_the_application_commands(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and f"usage: anila {command}" in capsys.readouterr().out

@@ -1,0 +1,29 @@
+"""Smoke runs of the stand-alone scripts in benchmarks/ that the speed and study tests do not cover."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_digits_readability_tells_digits_from_noise(tmp_path):
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    digits = sklearn_datasets.load_digits().data[:200] / 16.0 * 2.0 - 1.0
+    np.save(tmp_path / "digits.npy", digits.reshape(-1, 1, 8, 8))
+    np.save(tmp_path / "zeros.npy", np.zeros((50, 1, 8, 8)))
+    script = REPO / "benchmarks" / "digits_readability.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "digits.npy"), str(tmp_path / "zeros.npy")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    lines = {line.split(":")[0]: line for line in result.stdout.splitlines()}
+    fraction = {name: float(line.split(": ")[1].split()[0]) for name, line in lines.items() if ": " in line}
+    # Training digits are read confidently far more often than uniform noise.
+    assert fraction[str(tmp_path / "digits.npy")] > fraction["uniform noise"] + 0.3
+    assert 0.0 <= fraction[str(tmp_path / "zeros.npy")] <= 1.0

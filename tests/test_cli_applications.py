@@ -219,3 +219,17 @@ def test_help_for_the_application_commands(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and f"usage: anila {command}" in capsys.readouterr().out
+
+
+def test_eval_and_ood_use_the_density_of_a_noise_conditional_model(tmp_path, capsys):
+    # multilevel DSM learns E(x, sigma): loglik and OOD score its density at the smallest noise level
+    out = tmp_path / "dsm"
+    sets = ["train.iterations=3", "train.batch_size=16", "train.checkpoint_every=0", "eval.grid_resolution=16",
+            "eval.num_samples=8", "model.width=8"]
+    assert main(["train", str(REPO / "configs" / "rings_multilevel_dsm.toml"), "--out", str(out), "--quiet",
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    assert main(["eval", str(out), "--num", "100", "--ais-chains", "16", "--ais-temperatures", "10", "--quiet",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    assert np.isfinite(json.loads((tmp_path / "e.json").read_text())["log_z"])
+    assert main(["ood", str(out), "--out", "uniform", "--num", "50"]) == 0
+    assert "| uniform |" in capsys.readouterr().out

@@ -122,8 +122,8 @@ def digits_run(tmp_path_factory):
     """A ConvNet trained for 40 iterations on the digits without the 9s (about 10 s on one core)."""
     out = tmp_path_factory.mktemp("digits") / "run"
     config = REPO / "configs" / "digits_langevin.toml"
-    sets = ["model.n_f=8", "train.iterations=40", "train.batch_size=32", "train.num_steps=10",
-            "train.checkpoint_every=0", "data.holdout_class=9", "train.seed=0"]
+    sets = ["model.n_f=8", "train.iterations=40", "train.batch_size=32", "train.num_steps=10", "train.lr=1e-4",
+            "train.ema_decay=0", "train.checkpoint_every=0", "data.holdout_class=9", "train.seed=0"]
     assert main(["train", str(config), "--out", str(out), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
     return out
 

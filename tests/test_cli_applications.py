@@ -80,12 +80,23 @@ def test_compose_writes_samples_grid_and_record(toy_runs, tmp_path, op):
     assert record["nonfinite_samples"] == 0
 
 
+def test_compose_or_normalised_by_ais(toy_runs, tmp_path):
+    a, b = toy_runs
+    out = tmp_path / "or_normalised"
+    assert main(["compose", str(a), str(b), "--op", "or", "--normalise", "--num", "8", "--steps", "3",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "compose.json").read_text())
+    assert len(record["log_partitions"]) == 2 and all(np.isfinite(record["log_partitions"]))
+    assert all(0 < s < 0.5 for s in record["log_partition_stderrs"])
+
+
 def test_compose_bad_input_exits_2_with_one_line(toy_runs, tmp_path, capsys):
     a, b = toy_runs
     cases = [
         (["compose", str(a), str(b), str(a), "--op", "not"], "'not' composes exactly two energies"),
         (["compose", str(a), str(b), "--op", "and", "--sampler", "gibbs"], "sampler.name: must be one of"),
         (["compose", str(a), str(b), "--op", "and", "--set", "train.lr=1"], "only sampler.KEY=VALUE"),
+        (["compose", str(a), str(b), "--op", "and", "--normalise"], "--normalise applies to --op or only"),
         (["compose", str(a), str(tmp_path / "missing"), "--op", "or"], "checkpoint not found"),
     ]
     for args, message in cases:

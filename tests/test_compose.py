@@ -63,6 +63,22 @@ def test_disjunction_of_equal_normaliser_gaussians_is_their_equal_mixture():
                                atol=1e-4, rtol=1e-5)
 
 
+def test_disjunction_with_log_partitions_is_the_equal_mixture_whatever_the_normalisers():
+    # different covariances -> different Z: plain 'or' weights them by Z, normalised 'or' equally
+    a = Gaussian.isotropic(2, std=0.5, mean=torch.tensor([-1.0, 0.0]))
+    b = Gaussian.isotropic(2, std=2.0, mean=torch.tensor([1.0, 0.0]))
+    x = 3 * torch.randn(200, 2, generator=torch.Generator().manual_seed(3))
+    equal_mixture = -torch.logsumexp(torch.stack([a.log_prob(x), b.log_prob(x)]), 0) + torch.log(torch.tensor(2.0))
+    normalised = Disjunction([a, b], log_partitions=[a.log_z, b.log_z])
+    torch.testing.assert_close(normalised(x) + torch.log(torch.tensor(2.0)), equal_mixture, atol=1e-4, rtol=1e-5)
+    plain = Disjunction([a, b])(x)
+    assert (plain - equal_mixture).std() > 0.1  # not the same density up to a constant
+    with pytest.raises(ValueError, match="one log partition per energy"):
+        Disjunction([a, b], log_partitions=[0.0])
+    with pytest.raises(ValueError, match="apply to 'or' only"):
+        compose("and", [a, b], log_partitions=[0.0, 0.0])
+
+
 def test_negation_of_gaussians_has_the_difference_of_precisions():
     a, b = Gaussian.isotropic(2, std=1.0), Gaussian.isotropic(2, std=2.0)
     # precision 1 - alpha / 4 = 0.75 -> variance 4/3

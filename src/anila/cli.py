@@ -148,7 +148,8 @@ def _compose(args: argparse.Namespace) -> int:
     from anila.commands.compose import compose_checkpoints
 
     samples = compose_checkpoints(args.checkpoints, args.op, args.out, alpha=args.alpha, sampler=args.sampler,
-                                  overrides=args.set, num=args.num, num_steps=args.steps, seed=args.seed)
+                                  overrides=args.set, num=args.num, num_steps=args.steps, seed=args.seed,
+                                  normalise=args.normalise)
     print(f"wrote {len(samples)} samples of {args.op}({', '.join(args.checkpoints)}) to {args.out}/ "
           "(samples.npy, samples.png, compose.json)")
     return 0
@@ -269,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoints or run folders (two for --op not)")
     p.add_argument("--op", required=True, choices=["and", "or", "not"], help="the composition")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of B in 'A not B': E_a - alpha E_b (0.5)")
+    p.add_argument("--normalise", action="store_true",
+                   help="--op or: estimate each model's log Z by AIS and mix them with equal weights")
     p.add_argument("--sampler", help="langevin | anila | mala | metropolis_anila | hmc (default: the first "
                    "checkpoint's sampler)")
     p.add_argument("--set", action="append", default=[], metavar="sampler.KEY=VALUE",

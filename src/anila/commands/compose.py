@@ -42,17 +42,30 @@ def _load(checkpoints: list[str | Path]) -> tuple[list[Config], list[torch.nn.Mo
 
 def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: str | Path, *, alpha: float = 0.5,
                         sampler: str | None = None, overrides: list[str] | tuple[str, ...] = (), num: int = 64,
-                        num_steps: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Sample ``operation`` (``and`` / ``or`` / ``not``) of the checkpoints' energies; returns the samples."""
+                        num_steps: int | None = None, seed: int = 0, normalise: bool = False,
+                        ais_temperatures: int = 300) -> torch.Tensor:
+    """Sample ``operation`` (``and`` / ``or`` / ``not``) of the checkpoints' energies; returns the samples.
+
+    ``normalise`` (``or`` only): estimate every model's ``log Z`` on its box by AIS
+    (:func:`anila.commands.evaluate.model_log_partition`) and mix the models with equal weights."""
     if num < 1:
         raise DataError(f"--num must be >= 1, got {num}")
+    if normalise and operation != "or":
+        raise DataError("--normalise applies to --op or only (it shifts 'and' and 'not' by a constant)")
     configs, energies = _load(checkpoints)
+    generator = torch.Generator().manual_seed(seed)
+    log_partitions = None
+    if normalise:
+        from anila.commands.evaluate import model_log_partition
+
+        results = [model_log_partition(c, e, ais_temperatures=ais_temperatures, generator=generator)
+                   for c, e in zip(configs, energies, strict=True)]
+        log_partitions = [r.log_z for r in results]
     try:
-        energy = compose(operation, energies, alpha=alpha)
+        energy = compose(operation, energies, alpha=alpha, log_partitions=log_partitions)
     except ValueError as exc:
         raise DataError(str(exc)) from None
     config = with_sampler(configs[0], sampler, overrides)
-    generator = torch.Generator().manual_seed(seed)
     samples = draw_samples(config, energy, num, num_steps=num_steps, generator=generator)
 
     out_dir = Path(out_dir)
@@ -70,5 +83,8 @@ def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: 
               int((~torch.isfinite(samples.flatten(1))).any(1).sum())}
     if operation == "not":
         record["alpha"] = alpha
+    if log_partitions is not None:
+        record.update(log_partitions=log_partitions, log_partition_stderrs=[r.stderr for r in results],
+                      ais_temperatures=ais_temperatures)
     (out_dir / "compose.json").write_text(json.dumps(record, indent=2))
     return samples

@@ -61,6 +61,21 @@ def evaluation_images(config: Config, num: int) -> torch.Tensor:
     return image_dataset(data.name, data.root, **kwargs).images[:num]
 
 
+def model_log_partition(config: Config, energy: torch.nn.Module, *, ais_chains: int = 256,
+                        ais_temperatures: int = 1000, ais_step_size: float | None = None,
+                        generator: torch.Generator | None = None, progress: bool = False):
+    """AIS estimate of ``log ∫_box exp(-E)`` for a checkpoint's energy (box and kernel as in the module
+    docstring; default MALA step 0.01 for toys, 1e-4 for images); returns the :class:`AISResult`."""
+    if config.data.is_toy:
+        bound = config.eval.bound or toy_dataset(config.data.name).bound
+        base = UniformBox((2,), -bound, bound)
+    else:
+        base = UniformBox(config.data.event_shape, -1.0, 1.0)
+    step_size = ais_step_size if ais_step_size is not None else (0.01 if config.data.is_toy else 1e-4)
+    return ais_log_partition(energy, MALA(step_size=step_size), base=base, num_chains=ais_chains,
+                             num_temperatures=ais_temperatures, generator=generator, progress=progress)
+
+
 def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torch.Generator,
            ais_chains: int = 256, ais_temperatures: int = 1000, ais_step_size: float | None = None,
            progress: bool = True) -> dict[str, float]:
@@ -69,18 +84,16 @@ def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torc
     if toy:
         dataset = toy_dataset(config.data.name)
         bound = config.eval.bound or dataset.bound
-        base = UniformBox((2,), -bound, bound)
         data = dataset.sample(num, generator=generator)
         inside = (data.abs() <= bound).all(1)
         result: dict[str, float] = {"outside_fraction": float(1 - inside.double().mean())}
         data = data[inside]
     else:
-        base = UniformBox(config.data.event_shape, -1.0, 1.0)
         data = evaluation_images(config, num)
         result = {}
     step_size = ais_step_size if ais_step_size is not None else (0.01 if toy else 1e-4)
-    ais = ais_log_partition(energy, MALA(step_size=step_size), base=base, num_chains=ais_chains,
-                            num_temperatures=ais_temperatures, generator=generator, progress=progress)
+    ais = model_log_partition(config, energy, ais_chains=ais_chains, ais_temperatures=ais_temperatures,
+                              ais_step_size=step_size, generator=generator, progress=progress)
     mean, stderr = log_likelihood(energy, data, log_z=ais.log_z, log_z_stderr=ais.stderr)
     result.update(loglik=mean, loglik_stderr=stderr, log_z=ais.log_z, log_z_stderr=ais.stderr, ais_ess=ais.ess,
                   ais_accept_prob=ais.accept_prob, ais_step_size=step_size, num_test=len(data))

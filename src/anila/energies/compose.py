@@ -12,9 +12,9 @@ based models", cited there) define the three operators, with
 
 Shapes: every ``E_i(x)`` is ``(batch,)``; so is the result. Two caveats follow from the formulas. The
 disjunction weights each component by its own normaliser ``Z_i = ∫ exp(-E_i)``, which independently
-trained energies do not share: the mixture is equal-weighted only when the ``Z_i`` agree (subtract a
-``log Z_i`` estimate, e.g. from :mod:`anila.metrics.ais`, to fix the weights). The negation is a proper
-density only where ``p_a`` decays faster than ``p_b^alpha`` (for Gaussians: ``Σ_a⁻¹ - alpha Σ_b⁻¹`` positive
+trained energies do not share: the mixture is equal-weighted only when the ``Z_i`` agree (pass
+``log_partitions``, e.g. AIS estimates from :mod:`anila.metrics.ais`, to fix the weights). The negation
+is a proper density only where ``p_a`` decays faster than ``p_b^alpha`` (for Gaussians: ``Σ_a⁻¹ - alpha Σ_b⁻¹`` positive
 definite); sample it with the state clamped to a box (images) or a small ``alpha``.
 
 >>> both = Conjunction([Gaussian.isotropic(2), Gaussian.isotropic(2, mean=torch.ones(2))])
@@ -67,14 +67,25 @@ class Conjunction(nn.Module):
 
 
 class Disjunction(nn.Module):
-    """``E(x) = -logsumexp_i(-E_i(x))``: the mixture ``p ∝ Σ_i exp(-E_i) = Σ_i Z_i p_i``."""
+    """``E(x) = -logsumexp_i(-E_i(x))``: the mixture ``p ∝ Σ_i exp(-E_i) = Σ_i Z_i p_i``.
 
-    def __init__(self, energies: Sequence[Energy]):
+    With ``log_partitions = (log Z_1, ...)`` (e.g. AIS estimates) each term is normalised first,
+    ``E(x) = -logsumexp_i(-E_i(x) - log Z_i)``: the equal-weight mixture ``p = (1/k) Σ_i p_i`` up to the
+    constant ``log k``."""
+
+    def __init__(self, energies: Sequence[Energy], log_partitions: Sequence[float] | None = None):
         super().__init__()
         self.energies = _as_modules(energies)
+        if log_partitions is not None and len(log_partitions) != len(self.energies):
+            raise ValueError(f"give one log partition per energy: {len(self.energies)} energies, "
+                             f"{len(log_partitions)} values")
+        self.log_partitions = None if log_partitions is None else tuple(float(v) for v in log_partitions)
 
     def forward(self, x: Tensor) -> Tensor:
-        return -torch.logsumexp(torch.stack([-e(x) for e in self.energies], dim=-1), dim=-1)
+        terms = torch.stack([-e(x) for e in self.energies], dim=-1)
+        if self.log_partitions is not None:
+            terms = terms - torch.tensor(self.log_partitions, dtype=terms.dtype, device=terms.device)
+        return -torch.logsumexp(terms, dim=-1)
 
 
 class Negation(nn.Module):
@@ -91,12 +102,16 @@ class Negation(nn.Module):
         return self.energy_a(x) - self.alpha * self.energy_b(x)
 
 
-def compose(operation: str, energies: Sequence[Energy], *, alpha: float = 0.5) -> nn.Module:
-    """The composed energy for ``operation`` in :data:`OPERATIONS` (``"not"`` takes exactly two energies)."""
+def compose(operation: str, energies: Sequence[Energy], *, alpha: float = 0.5,
+            log_partitions: Sequence[float] | None = None) -> nn.Module:
+    """The composed energy for ``operation`` in :data:`OPERATIONS` (``"not"`` takes exactly two energies;
+    ``log_partitions`` applies to ``"or"`` only)."""
+    if log_partitions is not None and operation != "or":
+        raise ValueError("log_partitions apply to 'or' only (they shift 'and' and 'not' by a constant)")
     if operation == "and":
         return Conjunction(energies)
     if operation == "or":
-        return Disjunction(energies)
+        return Disjunction(energies, log_partitions)
     if operation == "not":
         if len(energies) != 2:
             raise ValueError(f"'not' composes exactly two energies (A and not B), got {len(energies)}")

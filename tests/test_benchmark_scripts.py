@@ -26,4 +26,4 @@ def test_digits_readability_tells_digits_from_noise(tmp_path):
     fraction = {name: float(line.split(": ")[1].split()[0]) for name, line in lines.items() if ": " in line}
     # Training digits are read confidently far more often than uniform noise.
     assert fraction[str(tmp_path / "digits.npy")] > fraction["uniform noise"] + 0.3
-    assert 0.0 <= fraction[str(tmp_path / "zeros.npy")] <= 1.0
+    assert str(tmp_path / "zeros.npy") in fraction  # every file given is scored

@@ -16,14 +16,7 @@ from anila.samplers import HMC, MALA, run_chains
 
 Z = 4.5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a loaded CI machine (10x slower here at load 10)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_a():

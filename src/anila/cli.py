@@ -8,6 +8,7 @@ non-zero (2 for bad input, 3 for a diverged run) without a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -114,9 +115,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_json_path(option: str, path: str | None) -> None:
+    """Refuse an output path for JSON results that is not a ``.json`` file, before any work is done."""
+    if path and Path(path).suffix != ".json":
+        raise AnilaError(f"{option} must name a .json file, got {path}")
+
+
+def _write_json(path: str | None, results: dict, *, indent: int) -> None:
+    """Write ``results`` to ``path`` (when given), creating its folder."""
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=indent) + "\n")
+    print(f"results written to {path}")
+
+
 def _bench(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
     from anila.bench.speed import QUICK, SpeedSettings, format_markdown, run_speed
 
@@ -133,14 +148,10 @@ def _bench(args: argparse.Namespace) -> int:
         except ValueError:
             raise AnilaError(f"--batches must be comma-separated integers, got {args.batches!r}") from None
         settings = dataclasses.replace(settings, mlp_batches=batches, image_batches=batches)
-    if args.out and Path(args.out).suffix != ".json":
-        raise AnilaError(f"--out must name a .json file, got {args.out}")
+    _check_json_path("--out", args.out)
     results = run_speed(settings, progress=lambda text: print(f"bench: {text}", file=sys.stderr))
     print(format_markdown(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-        print(f"results written to {args.out}")
+    _write_json(args.out, results, indent=1)
     return 0
 
 
@@ -156,30 +167,23 @@ def _compose(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from anila.commands.evaluate import evaluate_checkpoint, parse_metrics
 
-    if args.out and Path(args.out).suffix != ".json":
-        raise AnilaError(f"--out must name a .json file, got {args.out}")
+    _check_json_path("--out", args.out)
     results = evaluate_checkpoint(args.checkpoint, parse_metrics(args.metrics), num=args.num, seed=args.seed,
                                   ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
                                   ais_step_size=args.ais_step_size, features=args.features,
                                   progress=not args.quiet)
     for name, value in results.items():
         print(f"{name} = {value:.6g}")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results written to {args.out}")
+    _write_json(args.out, results, indent=2)
     return 0
 
 
 def _ood(args: argparse.Namespace) -> int:
     from anila.commands.ood import ood_checkpoint
 
-    if args.json and Path(args.json).suffix != ".json":
-        raise AnilaError(f"--json must name a .json file, got {args.json}")
+    _check_json_path("--json", args.json)
     specs = [s for s in args.out.split(",") if s.strip()]
     results = ood_checkpoint(args.checkpoint, specs, in_spec=args.in_spec, num=args.num, seed=args.seed,
                              out_json=args.json)

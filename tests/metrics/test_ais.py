@@ -19,14 +19,7 @@ from anila.samplers import HMC, MALA, AniLA
 
 Z = 5.0
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a loaded CI machine (10x slower here at load 10)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def correlated_gaussian():

@@ -7,14 +7,8 @@ from scipy import linalg
 
 from anila.metrics.fid import fid, frechet_distance, kid
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a loaded CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def test_frechet_distance_closed_form_and_scipy_sqrtm():
     # commuting (diagonal) covariances: FID = |μa - μb|² + Σ (σa - σb)²

@@ -6,14 +6,8 @@ import torch
 from anila.energies import Gaussian
 from anila.metrics.ood import auroc, ood_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add contention on a loaded CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def test_scores_are_the_energy_and_the_gradient_norm():
     target = Gaussian.isotropic(3, std=2.0)

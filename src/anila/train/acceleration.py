@@ -30,7 +30,7 @@ from anila.errors import ConfigError
 BACKEND = "inductor"
 
 
-def check_device_options(compile_energy: bool, cuda_graphs: bool, device: torch.device) -> None:
+def check_device_options(cuda_graphs: bool, device: torch.device) -> None:
     """Raise :class:`ConfigError` when ``cuda_graphs`` is asked for off CUDA (``compile`` works anywhere)."""
     if cuda_graphs and device.type != "cuda":
         raise ConfigError(f"train.cuda_graphs needs a CUDA device but the run is on {device}; "
@@ -40,7 +40,7 @@ def check_device_options(compile_energy: bool, cuda_graphs: bool, device: torch.
 def sampling_energy(energy: nn.Module, compile_energy: bool, cuda_graphs: bool,
                     device: torch.device) -> Callable[[Tensor], Tensor] | None:
     """The energy the chains evaluate: ``torch.compile(energy)`` when asked, else ``None`` (use ``energy``)."""
-    check_device_options(compile_energy, cuda_graphs, device)
+    check_device_options(cuda_graphs, device)
     if not (compile_energy or cuda_graphs):
         return None
     if BACKEND != "inductor":

@@ -1,7 +1,8 @@
 """Checkpoints: tensors in safetensors, everything else in a JSON sidecar. Never pickle.
 
 ``save_checkpoint(path, groups, meta)`` writes ``path`` (``.safetensors``) and ``path.with_suffix(".json")``,
-each atomically (temporary file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder),
+each atomically (:func:`anila.io.atomic_writer`: temporary file in the same folder, ``fsync``, ``os.replace``,
+``fsync`` of the folder),
 tensors first, so a sidecar never points at a half-written tensor file. The sidecar carries the SHA-256 of
 the tensor file (format version 2); :func:`load_checkpoint` recomputes it and refuses a truncated or altered
 file. Tensor names are prefixed by their group: ``model.``, ``optimizer.``, ``buffer.``, ``rng.``.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,10 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from anila.errors import DataError
+from anila.io import atomic_write_bytes
+
+__all__ = ["atomic_write_bytes", "list_checkpoints", "load_checkpoint", "load_latest_checkpoint", "prune_checkpoints",
+           "resolve_checkpoint", "save_checkpoint", "warn"]
 
 FORMAT = "anila-checkpoint"
 FORMAT_VERSION = 2
@@ -37,36 +40,6 @@ CHECKPOINT_PATTERN = "iter_*.safetensors"
 def warn(message: str) -> None:
     """The default way checkpoint code reports a recoverable problem: one line on stderr."""
     print(f"anila: warning: {message}", file=sys.stderr)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, groups: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> Path:

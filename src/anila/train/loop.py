@@ -217,7 +217,8 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
           *, on_log: Callable[[dict[str, float]], None] | None = None,
           on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True,
-          objective: Objective | None = None, max_energy_gap: float | None = None) -> TrainState:
+          objective: Objective | None = None, max_energy_gap: float | None = None,
+          stop: Callable[[], bool] | None = None) -> TrainState:
     """Run ``settings.iterations - state.iteration`` iterations.
 
     ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
@@ -226,12 +227,16 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     ``checkpoint_every`` iterations and at the end. ``objective``: an MCMC-free loss to train with instead of
     contrastive divergence (then ``sampler`` and ``chains`` are not used). A step that fails the guard's
     check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
-    :func:`~anila.train.guard.guarded_train` rolls back and retries.
+    :func:`~anila.train.guard.guarded_train` rolls back and retries. ``stop()`` is asked before every
+    iteration; when it is true the loop returns early, at an iteration boundary (SIGINT / SIGTERM:
+    :mod:`anila.train.interrupt`).
     """
     start = time.perf_counter()
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
                dynamic_ncols=True)
     while state.iteration < settings.iterations:
+        if stop is not None and stop():
+            break
         log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
         x_pos = data(settings.batch_size, state.generator)
         metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective,

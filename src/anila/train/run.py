@@ -462,10 +462,27 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
 
 
 def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module]:
-    """Rebuild the config and the trained energy from a checkpoint file or run folder."""
+    """Rebuild the config and the trained energy from a checkpoint file or run folder.
+
+    A sidecar without a config, a config that does not validate, or weights that do not fit the model the
+    config builds (e.g. another width) raise :class:`~anila.errors.DataError` naming the checkpoint."""
     groups, meta = load_checkpoint(checkpoint)
-    config = config_from_dict(meta["config"])
+    if not isinstance(meta.get("config"), dict):
+        raise DataError(f"checkpoint {checkpoint} has no config in its sidecar, so its model cannot be rebuilt; "
+                        "use a checkpoint written by anila train")
+    try:
+        config = config_from_dict(meta["config"])
+    except ConfigError as exc:
+        raise DataError(f"checkpoint {checkpoint}: its config is invalid ({exc})") from None
     energy = config.build_energy()
-    energy.load_state_dict(groups["ema"] if "ema" in groups else groups["model"])  # sample with EMA weights
+    weights = groups.get("ema") or groups.get("model")  # sample with the EMA weights when kept
+    if weights is None:
+        raise DataError(f"checkpoint {checkpoint} holds no model weights (model.* tensors)")
+    try:
+        energy.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise DataError(f"checkpoint {checkpoint}: its weights do not fit the model of its config ({first})"
+                        ) from None
     energy.eval()
     return config, energy

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
+from anila.errors import ConfigError
 from anila.objectives.contrastive import contrastive_divergence
 from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
@@ -125,10 +126,18 @@ class TrainState:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``. A CUDA device
+    that this machine (or this torch build) does not have raises :class:`~anila.errors.ConfigError`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"train.device = {name!r}: {why}; set train.device = \"cpu\" or \"auto\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainInit,

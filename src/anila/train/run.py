@@ -98,7 +98,8 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
     if not context.is_main:
         return path
     guard = guard or GuardState(config.sampler)
-    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
+    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size,
+                     "good_since": guard.good_since}
     save_checkpoint(path, groups, {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path
@@ -217,7 +218,8 @@ def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool)
                           tidy=context.is_main) or {}
         if "guard" in meta:
             step_size = meta["guard"]["sampler_step_size"]
-            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
+            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"],
+                               meta["guard"].get("good_since", 0))
         if context.is_main:
             truncate_metrics(metrics_path, state.iteration)
             append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})

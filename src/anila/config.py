@@ -60,6 +60,8 @@ POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
 IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
 LABELLED_DATASETS = ("digits", "mnist", "cifar10")
+MAX_GRID_RESOLUTION = 4096  # eval.grid_resolution at most: 16.8M grid cells
+MAX_EVAL_SAMPLES = 1_000_000  # eval.num_samples at most
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,9 @@ class DataConfig:
 class EvalConfig:
     """The ``[eval]`` section: end-of-run figures and grid metrics.
 
-    ``grid_resolution``: cells per axis of the density grid; ``num_samples``: chains drawn for the sample
-    figure (from fresh chain-init noise with the training sampler and ``num_steps``); ``bound``: half-width
-    of the square plotted and integrated over (default: the data set's own).
+    ``grid_resolution``: cells per axis of the density grid (2 to :data:`MAX_GRID_RESOLUTION`); ``num_samples``:
+    chains drawn for the sample figure (from fresh chain-init noise with the training sampler and ``num_steps``);
+    ``bound``: half-width of the square plotted and integrated over (default: the data set's own).
     """
 
     grid_resolution: int = 256
@@ -120,10 +122,10 @@ class EvalConfig:
     bound: float | None = None
 
     def __post_init__(self) -> None:
-        if self.grid_resolution < 2:
-            raise ValueError(f"grid_resolution must be >= 2, got {self.grid_resolution}")
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        if not 2 <= self.grid_resolution <= MAX_GRID_RESOLUTION:
+            raise ValueError(f"grid_resolution must be in [2, {MAX_GRID_RESOLUTION}], got {self.grid_resolution}")
+        if not 1 <= self.num_samples <= MAX_EVAL_SAMPLES:
+            raise ValueError(f"num_samples must be in [1, {MAX_EVAL_SAMPLES}], got {self.num_samples}")
         if self.bound is not None and not self.bound > 0:
             raise ValueError(f"bound must be > 0, got {self.bound}")
 
@@ -358,7 +360,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if "data" not in raw and not any(parse_override(t)[0] == "data" for t in overrides):
+    if "data" not in raw and set(raw) <= set(SECTIONS) and not any(parse_override(t)[0] == "data"
+                                                                   for t in overrides):
         raise ConfigError(f"{path} has no [data] section; a config names its data set, e.g. [data] name = "
                           "\"rings\" (every other section has defaults)")
     for text in overrides:

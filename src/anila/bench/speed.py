@@ -205,7 +205,7 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
     one_step = {"limit": calls["limit"]}  # what the profile runs: one step of each, one training iteration
     for name, sampler in samplers_for(model).items():
         start = ChainState.at(x)
-        if getattr(sampler, "metropolis", True):  # MALA and HMC carry E and ∇E in the state
+        if sampler.carries_gradient:  # MALA and HMC carry E and ∇E in the state
             with autocast():
                 start = start.evaluated(sample_energy)
         # Every chain call makes about num_steps gradient evaluations (HMC: num_steps / L transitions).

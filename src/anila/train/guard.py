@@ -23,7 +23,6 @@ and retries, logging why through ``on_event`` (the run layer appends to ``events
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,7 +117,7 @@ def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor
 
 def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     """The same sampler with ``step_size`` multiplied by ``factor``."""
-    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)
+    return sampler.with_step_size(sampler.step_size * factor)
 
 
 def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
@@ -152,6 +151,8 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
             for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
                 group["lr"] = lr
             guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)
+            if state.adaptation is not None:  # an adapted step: cool the adapted value down as well
+                state.adaptation.scale(guard.shrink)
             seed = settings.seed + guard_state.retries * RESEED_STRIDE
             state.generator.manual_seed(seed)
             emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,

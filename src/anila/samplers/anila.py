@@ -56,10 +56,16 @@ class AniLA(_AniLAFields, Unadjusted):
 
 @dataclass(frozen=True)
 class MetropolisAniLA(_AniLAFields, Adjusted):
-    """Metropolis-adjusted AniLA: the exact version of the paper's sampler; reports ``accept_prob``.
+    """Metropolis-adjusted AniLA: the exact version of the paper's sampler; reports ``accept_prob``. With
+    ``gamma_update = "per_iteration"`` the frozen ``γ`` is the chain's own first-step value, so the kernel
+    depends on the starting point and invariance is approximate (``is_exact`` is then ``False``).
 
     >>> sampler = MetropolisAniLA(step_size=0.5, threshold=1.0)
     """
+
+    @property
+    def is_exact(self) -> bool:
+        return self.gamma_update == "every_step"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -50,7 +50,7 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
-from anila.samplers import REGISTRY, SAMPLERS, DualAveraging, name_of
+from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
 
@@ -330,7 +330,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 def _sampler(values: dict[str, Any]) -> tuple[Any, DualAveraging | None]:
     """The ``[sampler]`` section: the registered sampler, and its step-size adaptation when ``adapt = true``."""
-    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, SAMPLERS)
+    registered = {n: entry.cls for n, entry in REGISTRY.items()}  # read now: a sampler registered at run time counts
+    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, registered)
     adapt = sampler_values.pop("adapt", False)
     target = sampler_values.pop("target_accept", None)
     if not isinstance(adapt, bool):

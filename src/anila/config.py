@@ -15,10 +15,12 @@ A config has eight sections; each maps onto one library object, whose constructo
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
 
-Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse),
-NaN or infinite numbers and out-of-range values raise :class:`ConfigError` with a one-line message naming
-``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
-default filled in) that a run writes to ``config.toml`` and that reproduces it.
+Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse;
+booleans are not numbers), NaN, infinite or float32-overflowing numbers and out-of-range values raise
+:class:`ConfigError` with a one-line message naming ``section.key`` and the valid choices.
+:meth:`Config.to_dict` is the resolved config (every default filled in) that a run writes to ``config.toml``
+and that reproduces it. A config file must have a ``[data]`` section (an empty file is refused rather than
+silently training the defaults).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class EvalConfig:
 
 
 SECTIONS = ("data", "model", "sampler", "chains", "objective", "train", "eval", "guard")
+FLOAT32_MAX = 3.4028234663852886e38  # numbers beyond it become inf in the float32 tensors they set
 SMOOTH_ACTIVATIONS = ("silu", "elu", "softplus", "tanh")
 
 
@@ -257,6 +260,9 @@ def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tu
         numbers = kwargs[key] if isinstance(kwargs[key], tuple) else (kwargs[key],)
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise ConfigError(f"{section}.{key}: expected a finite number, got {value!r}")
+        if any(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > FLOAT32_MAX for v in numbers):
+            raise ConfigError(f"{section}.{key}: {value!r} overflows float32 (the tensors' type); |value| must be "
+                              f"<= {FLOAT32_MAX:.4g}")
     return kwargs
 
 
@@ -372,8 +378,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path} is a folder; pass a TOML file (e.g. configs/demo_rings_anila.toml)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = [key for key in raw if key not in SECTIONS]
+    if unknown:  # a misspelt section is the likelier mistake than a missing one: name it first
+        raise ConfigError(f"{unknown[0]}: unknown section; valid sections: {', '.join(SECTIONS)}")
+    if "data" not in raw and not any(parse_override(t)[0] == "data" for t in overrides):
+        raise ConfigError(f"{path} has no [data] section; a config names its data set, e.g. [data] name = "
+                          "\"rings\" (every other section has defaults)")
     for text in overrides:
         section, key, value = parse_override(text)
         table = raw.setdefault(section, {})

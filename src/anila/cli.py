@@ -48,10 +48,14 @@ def _sample(args: argparse.Namespace) -> int:
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
-    if args.augment_every and config.data.is_toy:
+    if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
     samples = draw_samples(config, energy, args.num, num_steps=args.steps, generator=generator,
                            augment_every=args.augment_every)
+    if config.data.name == "points":  # back to the data's units (the run trained on standardised points)
+        from anila.train.evaluate_points import point_cloud
+
+        samples = point_cloud(config.data).to_data(samples.cpu())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, samples.cpu().numpy())
     print(f"wrote {args.num} samples, shape {tuple(samples.shape)}, to {args.out}")

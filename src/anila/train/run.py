@@ -5,7 +5,8 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
-on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
+on the grid); for your own points (``name = "points"``) see :mod:`anila.train.evaluate_points`; for images
+``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def load_data(config: Config, device: torch.device):
         probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
         validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
         return sample, dataset, None
+    if data.name == "points":  # your own point file: anila.train.evaluate_points
+        from anila.train.evaluate_points import point_sampler
+
+        return point_sampler(config, device)[0], None, None
     kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
@@ -99,7 +104,7 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
 def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
     def write(state: TrainState) -> None:
         save_train_state(config, state, out_dir, guard)
-        if not config.data.is_toy and current().is_main:
+        if not config.data.is_points and current().is_main:
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
@@ -228,6 +233,10 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
         summary = RunSummary(out_dir=out_dir)
     elif images is not None:
         summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
+    elif not config.data.is_toy:
+        from anila.train.evaluate_points import evaluate_points_run
+
+        summary = evaluate_points_run(config, state.eval_energy, out_dir)
     else:
         summary = evaluate_run(config, state.eval_energy, out_dir)
     summary.energy = state.energy

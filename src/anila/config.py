@@ -15,6 +15,9 @@ A config has eight sections; each maps onto one library object, whose constructo
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
 
+A top-level ``preset = "<name>"`` (``anila.presets``: langevin, anila, hmc_short_run, ...) fills in a named
+recipe under the config's own keys.
+
 Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse),
 NaN or infinite numbers and out-of-range values raise :class:`ConfigError` with a one-line message naming
 ``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
@@ -50,6 +53,7 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
+from anila.presets import merge_preset
 from anila.samplers import SAMPLERS
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
@@ -308,7 +312,11 @@ def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> t
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Validate a parsed config (``{section: {key: value}}``) and build its objects."""
+    """Validate a parsed config (``{section: {key: value}}``) and build its objects.
+
+    A top-level ``preset = "<name>"`` fills in a named recipe under the config's own keys
+    (:mod:`anila.presets`)."""
+    raw = merge_preset(raw)
     for key, value in raw.items():
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section; valid sections: {', '.join(SECTIONS)}")

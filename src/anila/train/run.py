@@ -40,6 +40,7 @@ from anila.train.distributed import current
 from anila.train.guard import GuardState, guarded_train
 from anila.train.loop import TrainState, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
+from anila.train.threads import apply_threads
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -217,6 +218,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
         raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
                           "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)

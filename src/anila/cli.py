@@ -50,7 +50,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
-    if args.augment_every and config.data.is_toy:
+    if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
     shape = write_samples(config, energy, args.num, args.out, num_steps=args.steps, generator=generator,
                           augment_every=args.augment_every)
@@ -251,9 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("compare", help="run a sampler study on the toys (bias, convergence, equal_budget)",
+    p = sub.add_parser("compare", help="run a study on the toys (bias, convergence, equal_budget, time_to_quality)",
                        description="Run one of the toy studies and write CSV, Markdown and PNG results.")
-    p.add_argument("study", choices=["bias", "convergence", "equal_budget"])
+    p.add_argument("study", choices=["bias", "convergence", "equal_budget", "time_to_quality"])
     p.add_argument("--quick", action="store_true", help="a few-minute version (the tests smoke-run it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study setting, e.g. --set seeds=[0,1] (repeatable)")

@@ -2,8 +2,9 @@
 
 A config has eight sections; each maps onto one library object, whose constructor is the schema:
 
-    [data]     name = a toy data set, or an image set (digits | mnist | cifar10 | folder) with root, image_size,
-               split, noise_std                           -> anila.data.toy_dataset / image_dataset
+    [data]     name = a toy data set, points (your own file: path, key, standardize, holdout), or an image set
+               (digits | mnist | mnist5k | cifar10 | folder) with root, image_size, split, noise_std
+                                                          -> anila.data.toy_dataset / PointCloud / image_dataset
     [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
                and ``image_size`` come from the data)
     [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
@@ -14,6 +15,9 @@ A config has eight sections; each maps onto one library object, whose constructo
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
+
+A top-level ``preset = "<name>"`` (``anila.presets``: langevin, anila, hmc_short_run, ...) fills in a named
+recipe under the config's own keys.
 
 Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse;
 booleans are not numbers), NaN, infinite or float32-overflowing numbers and out-of-range values raise
@@ -40,6 +44,7 @@ from torch import nn
 
 from anila.chains.init import ChainInit
 from anila.data.images import IMAGE_DATASETS
+from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
@@ -52,6 +57,7 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
+from anila.presets import merge_preset
 from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
@@ -60,8 +66,9 @@ ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEner
                                          "noise_conditional_mlp": NoiseConditionalMLP}
 POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
-IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
-LABELLED_DATASETS = ("digits", "mnist", "cifar10")
+IMAGE_SIZES = {"mnist": 28, "mnist5k": 28, "cifar10": 32}
+LABELLED_DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
+POINT_FILE = "points"  # [data] name of a point cloud read from data.path
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class DataConfig:
     ``split`` (``train`` / ``test``, MNIST and CIFAR-10), ``noise_std`` (dequantisation noise added to
     every batch; the AniLA paper used 0.03) and ``holdout_class`` (labelled sets digits, mnist, cifar10: train
     without this class, e.g. to test OOD detection on it, ``docs/applications.md``).
+
+    ``name = "points"``: your own ``(N, D)`` points from ``path`` (``.npy``, ``.csv``, ``.safetensors``; a relative
+    path starts from the working folder), ``key`` (the tensor of a safetensors file with several),
+    ``standardize`` (zero mean, unit variance per coordinate; undone for samples) and ``holdout`` (fraction of
+    rows kept out of training for the sample metrics); see :mod:`anila.data.points`.
     """
 
     name: str = "rings"
@@ -81,11 +93,20 @@ class DataConfig:
     split: str = "train"
     noise_std: float = 0.0
     holdout_class: int | None = None
+    path: str | None = None
+    key: str | None = None
+    standardize: bool = True
+    holdout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.name not in TOY_DATASETS + IMAGE_DATASETS:
-            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS + IMAGE_DATASETS)}; got {self.name!r}")
-        if self.is_toy and (self.root is not None or self.image_size is not None or self.noise_std):
+        names = TOY_DATASETS + (POINT_FILE,) + IMAGE_DATASETS
+        if self.name not in names:
+            raise ValueError(f"name must be one of {', '.join(names)}; got {self.name!r}")
+        if self.name == POINT_FILE:
+            self._check_point_file()
+        elif self.path is not None or self.key is not None or not self.standardize or self.holdout != 0.1:
+            raise ValueError(f"path: path, key, standardize and holdout apply to name = \"{POINT_FILE}\" only")
+        if self.is_points and (self.root is not None or self.image_size is not None or self.noise_std):
             raise ValueError("root, image_size and noise_std apply to image data sets only")
         if self.image_size is not None and (self.name in IMAGE_SIZES or self.image_size < 4):
             raise ValueError(f"image_size applies to digits and folder only, and must be >= 4; got {self.image_size}")
@@ -95,15 +116,33 @@ class DataConfig:
             raise ValueError(f"holdout_class applies to {', '.join(LABELLED_DATASETS)} and must be >= 0; "
                              f"got {self.holdout_class} for {self.name}")
 
+    def _check_point_file(self) -> None:
+        if self.path is None:
+            raise ValueError(f"path: name = \"{POINT_FILE}\" reads your points from a file; set path = "
+                             "\"points.csv\" (or .npy, .safetensors)")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout: must be a fraction in (0, 1), got {self.holdout}")
+        try:
+            load_points_cached(self.path, key=self.key)
+        except PointDataError as exc:
+            raise ValueError(f"path: {exc}") from None
+
     @property
     def is_toy(self) -> bool:
         return self.name in TOY_DATASETS
 
     @property
+    def is_points(self) -> bool:
+        """Point data: a 2-D toy or your own point file."""
+        return self.is_toy or self.name == POINT_FILE
+
+    @property
     def event_shape(self) -> tuple[int, ...]:
-        """Shape of one sample, known without reading any file."""
+        """Shape of one sample, known without reading any file (but a point file's, read once and cached)."""
         if self.is_toy:
             return (2,)
+        if self.name == POINT_FILE:
+            return (load_points_cached(self.path, key=self.key).shape[1],)
         size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
@@ -178,7 +217,7 @@ def derived_model_kwargs(model_name: str, data: DataConfig) -> dict[str, int]:
             raise ValueError(f"model {model_name} takes point data; {data.name} is images: use convnet or resnet")
         return {"dim": shape[0]}
     if len(shape) != 3:
-        raise ValueError(f"model {model_name} takes images; {data.name} is 2-D points: use mlp")
+        raise ValueError(f"model {model_name} takes images; {data.name} is points: use mlp")
     return {"in_channels": shape[0], "image_size": shape[1]}
 
 
@@ -282,7 +321,11 @@ def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> t
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Validate a parsed config (``{section: {key: value}}``) and build its objects."""
+    """Validate a parsed config (``{section: {key: value}}``) and build its objects.
+
+    A top-level ``preset = "<name>"`` fills in a named recipe under the config's own keys
+    (:mod:`anila.presets`)."""
+    raw = merge_preset(raw)
     for key, value in raw.items():
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section; valid sections: {', '.join(SECTIONS)}")
@@ -292,7 +335,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
     data = _construct("data", DataConfig, _checked_kwargs("data", DataConfig, sections["data"]))
 
-    default_model = "mlp" if data.is_toy else "convnet"
+    default_model = "mlp" if data.is_points else "convnet"
     model_name, model_cls, model_values = _named("model", {"name": default_model, **sections["model"]}, ENERGIES)
     model_kwargs = _checked_kwargs("model", model_cls, model_values, exclude=DERIVED_MODEL_KEYS)
     try:
@@ -325,7 +368,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         if train.num_steps < 1:
             raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
                               "set num_steps >= 1")
-        if objective.augment and (data.is_toy or chains.init not in ("replay", "persistent")):
+        if objective.augment and (data.is_points or chains.init not in ("replay", "persistent")):
             raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
                               "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))

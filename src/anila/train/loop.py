@@ -48,7 +48,8 @@ class TrainSettings:
     parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
     under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs, as are
     ``compile`` (the chains' energy through ``torch.compile``) and ``cuda_graphs`` (CUDA only): see
-    :mod:`anila.train.acceleration`.
+    :mod:`anila.train.acceleration`. ``threads``: torch CPU threads for a run (0: one for point data, torch's
+    choice for images; see :mod:`anila.train.threads`); the run layer applies it, this loop does not.
     """
 
     iterations: int = 1000
@@ -69,12 +70,13 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed"):
+        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

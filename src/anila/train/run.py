@@ -5,7 +5,8 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
-on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
+on the grid); for your own points (``name = "points"``) see :mod:`anila.train.evaluate_points`; for images
+``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from anila.train.guard import GuardState, guarded_train
 from anila.train.lock import RunLock
 from anila.train.loop import TrainState, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
+from anila.train.threads import apply_threads
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -71,6 +73,10 @@ def load_data(config: Config, device: torch.device):
         probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
         validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
         return sample, dataset, None
+    if data.name == "points":  # your own point file: anila.train.evaluate_points
+        from anila.train.evaluate_points import point_sampler
+
+        return point_sampler(config, device)[0], None, None
     kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
@@ -116,7 +122,7 @@ class _CheckpointWriter:
         config, out_dir = self.config, self.out_dir
         save_train_state(config, state, out_dir, self.guard)
         self.last = state.iteration
-        if not config.data.is_toy and current().is_main:
+        if not config.data.is_points and current().is_main:
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
@@ -191,10 +197,16 @@ def write_samples(config: Config, energy: torch.nn.Module, num: int, out: str | 
     batch = max(1, min(10000, SAMPLE_BATCH_VALUES // values))
     batches = iter_samples(config, energy, num, num_steps=num_steps, generator=generator, batch_size=batch,
                            augment_every=augment_every)
+    to_data = None
+    if config.data.name == "points":  # back to the data's units (the run trained on standardised points)
+        from anila.train.evaluate_points import point_cloud
+
+        to_data = point_cloud(config.data).to_data
     with NpyWriter(out, (num, *event)) as writer, tqdm(total=num, desc="sample", unit="samples",
                                                        disable=None if progress is None else not progress) as bar:
         for samples in batches:
-            writer.write(samples.cpu().numpy())
+            samples = samples.cpu() if to_data is None else to_data(samples.cpu())
+            writer.write(samples.numpy())
             bar.update(len(samples))
     return (num, *event)
 
@@ -356,6 +368,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
         raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
                           "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
@@ -387,6 +400,10 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
                     summary = RunSummary(out_dir=out_dir)
                 elif images is not None:
                     summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
+                elif not config.data.is_toy:
+                    from anila.train.evaluate_points import evaluate_points_run
+
+                    summary = evaluate_points_run(config, state.eval_energy, out_dir)
                 else:
                     summary = evaluate_run(config, state.eval_energy, out_dir)
             except KeyboardInterrupt:

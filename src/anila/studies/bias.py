@@ -7,7 +7,7 @@ after burn-in and compare their pooled histogram with the true cell masses (``tv
 ``exact`` row is the same number of exact i.i.d. draws: its TV is the noise floor for independent samples.
 Also reported: ESS per gradient evaluation (min over the two coordinates), acceptance rate, wall time.
 
-The prediction under test (SPEC.md): uncorrected AniLA targets ∝ π/γ, so its TV stays above the floor at
+The prediction under test (docs/concepts.md): uncorrected AniLA targets ∝ π/γ, so its TV stays above the floor at
 every step size, while Metropolis-adjusted AniLA's does not.
 """
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from torch import nn
 
 from anila.chains.init import ChainInit

@@ -5,7 +5,8 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
-on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
+on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint;
+for every run ``curves.png``, the training curves (:mod:`anila.train.curves`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from anila.train.checkpoint import (
     save_checkpoint,
     warn,
 )
+from anila.train.curves import plot_curves
 from anila.train.distributed import current
 from anila.train.guard import GuardState, guarded_train
 from anila.train.loop import TrainState, make_train_state
@@ -230,6 +232,8 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
         summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
     else:
         summary = evaluate_run(config, state.eval_energy, out_dir)
+    if main_rank:  # curves.png: loss, energy gap, gradient norm, clip fraction / acceptance, grid KL
+        summary.figures.append(plot_curves([out_dir], out_dir / "curves.png", title=run_title(config)))
     summary.energy = state.energy
     return summary
 

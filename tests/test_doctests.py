@@ -1,0 +1,34 @@
+"""The docstring examples of every module under ``src/anila`` run as doctests, so that they stay true.
+
+An example that needs files or a long run is marked ``# doctest: +SKIP`` in its docstring."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import anila
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MODULES = sorted(info.name for info in pkgutil.walk_packages(anila.__path__, "anila.")
+                 if info.name not in ("anila.__main__",))
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    tests = doctest.DocTestFinder(exclude_empty=True).find(module, name)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    for test in tests:
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {name} (above)"
+
+
+def test_the_examples_are_found():
+    found = sum(len(doctest.DocTestFinder().find(importlib.import_module(n), n)[0].examples) > 0
+                for n in ("anila", "anila.energies.compose", "anila.train.acceleration"))
+    assert found == 3

@@ -20,7 +20,7 @@ and retries, logging why through ``on_event`` (the run layer appends to ``events
 >>> guard = GuardSettings(max_retries=3, shrink=0.5, max_energy_gap=100.0)
 >>> guarded_train(state, GuardState(sampler), chains, data, settings, guard, rollback=rollback)  # doctest: +SKIP
 
-(a complete run: ``examples/resume_interrupted_run.py``, or :func:`anila.train.run_training`).
+(a complete run: ``examples/resume_an_interrupted_run.py``, or :func:`anila.train.run_training`).
 """
 
 from __future__ import annotations

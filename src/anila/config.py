@@ -234,8 +234,9 @@ def _parameters(cls: type) -> dict[str, Any]:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls.__init__)
-    params = inspect.signature(cls.__init__).parameters
+    init = cls.__init__  # type: ignore[misc]  # the class's own constructor, looked up on the class
+    hints = typing.get_type_hints(init)
+    params = inspect.signature(init).parameters
     return {name: hints.get(name, Any) for name in params if name != "self"}
 
 

@@ -29,6 +29,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from anila.data.toy import toy_dataset
 from anila.errors import DataError
 from anila.samplers import MALA, AniLA, Langevin, MetropolisAniLA, run_chains
 
-_UNADJUSTED = {MALA: Langevin, MetropolisAniLA: AniLA}
+_UNADJUSTED: dict[type, Any] = {MALA: Langevin, MetropolisAniLA: AniLA}
 
 
 def low_temperature_sampler(sampler, temperature: float):
@@ -89,7 +90,8 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
     trace_every = max(1, steps // 200)
     trace_marks = sorted(set(range(0, steps + 1, trace_every)) | set(marks))
     snapshots, trace = [x], [(0, *_energy_stats(energy, x))]
-    state, done = x, 0
+    state: Any = x  # a tensor first, then the runner's ChainState (carries the last energy and gradient)
+    done = 0
     iterator = trace_marks[1:]
     if progress:
         from tqdm.auto import tqdm

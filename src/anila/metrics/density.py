@@ -127,6 +127,8 @@ def sample_divergences(samples: Tensor, true_log_density: Callable[[Tensor], Ten
     Pass ``truth = cell_log_prob(...)`` to reuse the cell masses (then ``true_log_density`` may be ``None``).
     """
     if truth is None:
+        if true_log_density is None:
+            raise ValueError("pass true_log_density or truth")
         truth = cell_log_prob(true_log_density, bound, resolution, device=samples.device)
     outside = outside_fraction(samples, bound)
     if outside == 1.0:

@@ -72,7 +72,7 @@ def _pairwise_sum(a: Tensor, b: Tensor | None, fn: Callable[[Tensor], Tensor]) -
     ``fn`` maps a block of squared distances to values and may work in place.
     """
     same = b is None
-    b = a if same else b
+    b = a if b is None else b
     n, m = a.shape[0], b.shape[0]
     rows = max(1, _BLOCK_ELEMENTS // m)
     b_sq = (b * b).sum(-1)

@@ -78,10 +78,10 @@ def plot_curves(run_dirs: Sequence[str | Path], out: str | Path, *, labels: Sequ
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    run_dirs = [Path(r) for r in run_dirs]
-    labels = list(labels) if labels is not None else [r.name for r in run_dirs]
+    folders = [Path(r) for r in run_dirs]
+    labels = list(labels) if labels is not None else [r.name for r in folders]
     runs = []
-    for run_dir in run_dirs:
+    for run_dir in folders:
         records = read_metrics(run_dir)
         final = _final_metrics(run_dir)
         if records and "kl_true_model" in final:
@@ -89,7 +89,7 @@ def plot_curves(run_dirs: Sequence[str | Path], out: str | Path, *, labels: Sequ
         runs.append(records)
     panels = [(keys, label) for keys, label in PANELS if any(_series(r, keys)[0] for r in runs)]
     if not panels:
-        raise DataError(f"no logged iterations in {', '.join(map(str, run_dirs))}")
+        raise DataError(f"no logged iterations in {', '.join(map(str, folders))}")
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
     for ax, (keys, ylabel) in zip(axes[0], panels, strict=True):
         for i, (records, label) in enumerate(zip(runs, labels, strict=True)):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +77,7 @@ class StepRejected(TrainingDiverged):
         super().__init__(f"training diverged at iteration {iteration}: {reason}; the step was not applied")
 
 
-def gradient_norm(parameters: list[Tensor]) -> Tensor:
+def gradient_norm(parameters: Sequence[Tensor]) -> Tensor:
     """Global L2 norm of the parameters' gradients, on their device (no synchronisation)."""
     grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
@@ -120,7 +120,7 @@ def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor
 
 def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     """The same sampler with ``step_size`` multiplied by ``factor``."""
-    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)
+    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)  # type: ignore[type-var,attr-defined]
 
 
 def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
@@ -140,7 +140,7 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
                          **train_kwargs)
         except StepRejected as exc:
             lr_before = state.optimizer.param_groups[0]["lr"]
-            step_before = guard_state.sampler.step_size
+            step_before = guard_state.sampler.step_size  # type: ignore[attr-defined]  # every sampler has one; the Sampler protocol does not say so yet
             if guard_state.retries >= guard.max_retries:
                 emit({"event": "diverged", "iteration": exc.iteration, "reason": exc.reason,
                       "retries": guard_state.retries, "lr": lr_before, "step_size": step_before})
@@ -158,4 +158,5 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
             state.generator.manual_seed(seed)
             emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,
                   "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
-                  "step_size": [step_before, guard_state.sampler.step_size], "seed": seed})
+                  "step_size": [step_before, guard_state.sampler.step_size],  # type: ignore[attr-defined]
+                  "seed": seed})

@@ -90,7 +90,8 @@ def restore_rng(generator: torch.Generator, tensors: dict[str, Tensor], scalars:
 
 def _optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, Tensor):

@@ -15,6 +15,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 import torch
@@ -64,12 +65,12 @@ def load_data(config: Config, device: torch.device):
         probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
         validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
         return sample, dataset, None
-    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": data.split}
-    dataset = image_dataset(data.name, data.root, **kwargs)
-    images = (dataset if data.holdout_class is None else dataset.select(exclude=data.holdout_class)).images
+    images_set = image_dataset(data.name, data.root, **kwargs)
+    images = (images_set if data.holdout_class is None else images_set.select(exclude=data.holdout_class)).images
     validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
     return batch_sampler(images, noise_std=data.noise_std), None, images
@@ -92,7 +93,7 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
     if not context.is_main:
         return path
     guard = guard or GuardState(config.sampler)
-    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
+    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}  # type: ignore[attr-defined]
     save_checkpoint(path, groups, {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path

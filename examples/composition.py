@@ -5,7 +5,8 @@
 
 Shows: ``anila.energies.compose`` on two analytic energies (the 4 rings and a wide Gaussian blob to the
 right), each composition sampled with MALA from the same start. ``and`` keeps the rings' mass near the blob;
-``or`` is the mixture weighted by each model's normaliser; ``not`` removes the blob's side from the rings.
+``or`` is the mixture weighted by each energy's normaliser (``Z = 1`` for the rings, ``2π`` for the blob's
+``½‖x - μ‖²``, so the blob gets 2π / (1 + 2π) ≈ 86 % of the mass); ``not`` removes the blob's side from the rings.
 The same works with trained models (``anila compose RUN_A RUN_B --op and``, docs/applications.md).
 """
 

@@ -61,6 +61,14 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_configs() -> list[str]:
+    """The README demo's two configs, shipped inside the package (``configs/demo_rings_*.toml`` link to them)."""
+    from importlib.resources import files
+
+    folder = files("anila") / "configs"
+    return [str(folder / name) for name in ("demo_rings_anila.toml", "demo_rings_langevin.toml")]
+
+
 def _demo(args: argparse.Namespace) -> int:
     import time
 
@@ -69,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     results = []
-    for path in args.configs:
+    for path in args.configs or demo_configs():
         config = load_config(path, args.set)
         name = Path(path).stem
         start = time.perf_counter()
@@ -265,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train several configs and compare their final density KL",
                        description="Train each config in turn and print the final KL(true || learned).")
-    p.add_argument("configs", nargs="+", help="TOML configs to train and compare")
+    p.add_argument("configs", nargs="*", help="TOML configs to train and compare (default: the README demo's "
+                   "AniLA and Langevin configs, shipped with the package)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override applied to every config (repeatable)")
     p.add_argument("--out", default="runs/demo", help="folder for the run folders (default: runs/demo)")

@@ -32,3 +32,17 @@ def test_the_examples_are_found():
     found = sum(len(doctest.DocTestFinder().find(importlib.import_module(n), n)[0].examples) > 0
                 for n in ("anila", "anila.energies.compose", "anila.train.acceleration"))
     assert found == 3
+
+
+def test_the_concepts_page_code_runs():
+    """The Python blocks of docs/concepts.md, run in order in one namespace."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/concepts.md", "exec"), namespace)
+    assert namespace["x"].shape == (100, 2)

@@ -6,7 +6,8 @@ A config has eight sections; each maps onto one library object, whose constructo
                split, noise_std                           -> anila.data.toy_dataset / image_dataset
     [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
                and ``image_size`` come from the data)
-    [sampler]  name = langevin | anila | mala | metropolis_anila | hmc + that sampler's fields
+    [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
+               (Metropolis samplers) tunes step_size across iterations toward target_accept
     [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
     [objective] name = cd (default: MCMC negatives) | sm | dsm | ssm | nce | perturbation_nce + its fields;
                the sampler still draws the end-of-run samples for MCMC-free objectives
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from anila.chains.init import ChainInit
@@ -48,7 +50,7 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
-from anila.samplers import SAMPLERS
+from anila.samplers import REGISTRY, SAMPLERS, DualAveraging, name_of
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
 
@@ -142,6 +144,7 @@ class Config:
     eval: EvalConfig
     objective: Any = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
     guard: GuardSettings = dataclasses.field(default_factory=GuardSettings)
+    adaptation: DualAveraging | None = None  # [sampler] adapt = true: the step size tuned across iterations
 
     def build_energy(self) -> nn.Module:
         """The configured energy; wrapped in :class:`LogZEnergy` when the objective learns ``log Z`` (NCE)."""
@@ -150,11 +153,11 @@ class Config:
         return LogZEnergy(energy) if isinstance(self.objective, NoiseContrastiveEstimation) else energy
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        sampler_name = next(name for name, cls in SAMPLERS.items() if type(self.sampler) is cls)
+        adapt = {} if self.adaptation is None else {"adapt": True, "target_accept": self.adaptation.target_accept}
         return {
             "data": _fields(self.data),
             "model": dict(self.model),
-            "sampler": {"name": sampler_name, **_fields(self.sampler)},
+            "sampler": {"name": name_of(self.sampler), **_fields(self.sampler), **adapt},
             "chains": _fields(self.chains),
             "objective": {"name": next(n for n, c in OBJECTIVES.items() if type(self.objective) is c),
                           **_fields(self.objective)},
@@ -186,8 +189,8 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 
 def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # a tensor is never settable from a file
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a not in (type(None), torch.Tensor))
     if typing.get_origin(hint) is tuple:
         return f"a list of {len(typing.get_args(hint))} numbers"
     return getattr(hint, "__name__", str(hint))
@@ -296,8 +299,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                 if k not in DERIVED_MODEL_KEYS and p.default is not inspect.Parameter.empty}
     model = {"name": model_name, **defaults, **model_kwargs}
 
-    _, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **sections["sampler"]}, SAMPLERS)
-    sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
+    sampler, adaptation = _sampler(sections["sampler"])
 
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
     _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
@@ -311,9 +313,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
                           f"{', '.join(SMOOTH_ACTIVATIONS)}")
     train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
-    if train.cuda_graphs and getattr(sampler, "metropolis", True):
-        raise ConfigError("train.cuda_graphs: only the unadjusted samplers (langevin, anila) run as CUDA graphs; "
-                          "set sampler.name = \"anila\" or train.cuda_graphs = false")
+    if train.cuda_graphs and sampler.carries_gradient:
+        raise ConfigError("train.cuda_graphs: only samplers that recompute E and ∇E at every step (langevin, anila, "
+                          "psgld) run as CUDA graphs; set sampler.name = \"anila\" or train.cuda_graphs = false")
     if isinstance(objective, ImprovedCD):
         if train.num_steps < 1:
             raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
@@ -324,7 +326,30 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
     guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
-                  objective=objective, guard=guard)
+                  objective=objective, guard=guard, adaptation=adaptation)
+
+
+def _sampler(values: dict[str, Any]) -> tuple[Any, DualAveraging | None]:
+    """The ``[sampler]`` section: the registered sampler, and its step-size adaptation when ``adapt = true``."""
+    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, SAMPLERS)
+    adapt = sampler_values.pop("adapt", False)
+    target = sampler_values.pop("target_accept", None)
+    if not isinstance(adapt, bool):
+        raise ConfigError(f"sampler.adapt: expected true or false, got {adapt!r}")
+    sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
+    if not adapt:
+        if target is not None:
+            raise ConfigError("sampler.target_accept: applies with sampler.adapt = true")
+        return sampler, None
+    if not sampler.is_exact:
+        raise ConfigError(f"sampler.adapt: step-size adaptation aims at an acceptance rate, which the unadjusted "
+                          f"sampler {name} does not have; use a Metropolis sampler (mala, metropolis_anila, "
+                          f"metropolis_psgld, hmc, parallel_tempering) or adapt = false")
+    if target is None:
+        target = REGISTRY[name].target_accept
+    if isinstance(target, bool) or not isinstance(target, int | float):
+        raise ConfigError(f"sampler.target_accept: expected a number in (0, 1), got {target!r}")
+    return sampler, _construct("sampler", DualAveraging, {"target_accept": float(target)})
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

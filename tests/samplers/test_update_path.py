@@ -70,10 +70,10 @@ def test_the_input_state_is_left_untouched():
     start = ChainState.at(torch.rand(4, 1, 8, 8)).evaluated(energy)
     frozen = AniLA(threshold=0.01, gamma_update="per_iteration").step(energy, start)[0]
     copies = {name: getattr(s, name).clone() for s, name in ((start, "x"), (start, "grad"), (start, "energy"))}
-    kept_gamma = frozen.gamma.clone()
+    kept_gamma = frozen.extras["gamma"].clone()
     for sampler in (AniLA(threshold=0.01), AniLA(threshold=0.01, noise_scaling="gamma"), Langevin()):
         sampler.step(energy, start, torch.Generator().manual_seed(1))
     AniLA(threshold=0.01, gamma_update="per_iteration").step(energy, frozen, torch.Generator().manual_seed(1))
     for name, value in copies.items():
         assert torch.equal(getattr(start, name), value), name
-    assert torch.equal(frozen.gamma, kept_gamma)
+    assert torch.equal(frozen.extras["gamma"], kept_gamma)

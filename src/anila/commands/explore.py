@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +36,15 @@ import torch
 from anila.commands.common import with_sampler
 from anila.data.toy import toy_dataset
 from anila.errors import DataError
-from anila.samplers import MALA, AniLA, Langevin, MetropolisAniLA, run_chains
-
-_UNADJUSTED: dict[type, Any] = {MALA: Langevin, MetropolisAniLA: AniLA}
+from anila.samplers import low_temperature, name_of, run_chains
 
 
 def low_temperature_sampler(sampler, temperature: float):
-    """The unadjusted Langevin-family sampler with its noise scaled by ``sqrt(temperature)``."""
-    if not temperature >= 0:
-        raise DataError(f"--temperature must be >= 0, got {temperature}")
-    cls = _UNADJUSTED.get(type(sampler), type(sampler))
-    if cls not in (Langevin, AniLA):
-        raise DataError(f"low-temperature descent needs a Langevin-family sampler, not {type(sampler).__name__}; "
-                        "pass --sampler langevin or anila (and --set sampler.step_size=...)")
-    fields = {f.name: getattr(sampler, f.name) for f in dataclasses.fields(cls)}
-    fields["noise_scale"] = sampler.noise_scale * math.sqrt(temperature)
-    return cls(**fields)
+    """The sampler's unadjusted Langevin proposal with its noise scaled by ``sqrt(temperature)``."""
+    try:
+        return low_temperature(sampler, temperature)
+    except ValueError as exc:
+        raise DataError(f"{exc} (pass --sampler and --set sampler.step_size=...; --temperature >= 0)") from None
 
 
 def snapshot_steps(steps: int, num_snapshots: int) -> list[int]:
@@ -116,11 +108,12 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
         writer.writerow(["step", "mean_energy", "q10_energy", "q90_energy"])
         writer.writerows(trace)
     bound = (config.eval.bound or toy_dataset(config.data.name).bound) if toy else None
-    _plot(long_run, marks, cold_x, trace, out_dir, bound, temperature, type(config.sampler).__name__)
+    _plot(long_run, marks, cold_x, trace, out_dir, bound, temperature, name_of(config.sampler))
     record = {
         "checkpoint": str(checkpoint), "num": num, "steps": steps, "snapshot_steps": marks,
         "sampler": config.to_dict()["sampler"], "temperature": temperature, "descent_steps": descent_steps,
-        "low_temperature_sampler": {"name": type(cold).__name__, **dataclasses.asdict(cold)},
+        "low_temperature_sampler": {"name": f"low_temperature({name_of(config.sampler)})",
+                                    **dataclasses.asdict(cold)},
         "mean_energy_start": trace[0][1], "mean_energy_long_run": trace[-1][1],
         "mean_energy_low_temperature": _energy_stats(energy, cold_x)[0],
         "nonfinite_long_run": int((~torch.isfinite(long_run[-1].flatten(1))).any(1).sum()),

@@ -25,7 +25,6 @@ and retries, logging why through ``on_event`` (the run layer appends to ``events
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -120,7 +119,7 @@ def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor
 
 def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     """The same sampler with ``step_size`` multiplied by ``factor``."""
-    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)  # type: ignore[type-var,attr-defined]
+    return sampler.with_step_size(sampler.step_size * factor)
 
 
 def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
@@ -140,7 +139,7 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
                          **train_kwargs)
         except StepRejected as exc:
             lr_before = state.optimizer.param_groups[0]["lr"]
-            step_before = guard_state.sampler.step_size  # type: ignore[attr-defined]  # every sampler has one; the Sampler protocol does not say so yet
+            step_before = guard_state.sampler.step_size
             if guard_state.retries >= guard.max_retries:
                 emit({"event": "diverged", "iteration": exc.iteration, "reason": exc.reason,
                       "retries": guard_state.retries, "lr": lr_before, "step_size": step_before})
@@ -154,9 +153,11 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
             for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
                 group["lr"] = lr
             guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)
+            if state.adaptation is not None:  # an adapted step: cool the adapted value down as well
+                state.adaptation.scale(guard.shrink)
             seed = settings.seed + guard_state.retries * RESEED_STRIDE
             state.generator.manual_seed(seed)
             emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,
                   "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
-                  "step_size": [step_before, guard_state.sampler.step_size],  # type: ignore[attr-defined]
+                  "step_size": [step_before, guard_state.sampler.step_size],
                   "seed": seed})

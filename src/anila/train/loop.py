@@ -24,6 +24,7 @@ from anila.chains.init import ChainInit, ReplayBuffer
 from anila.objectives.contrastive import contrastive_divergence
 from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
+from anila.samplers.adapt import AdaptiveStepSize
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
@@ -110,6 +111,7 @@ class TrainState:
     bank: NearestNeighbourBank | None = None
     chain_energy: Callable[[Tensor], Tensor] | None = None  # compiled view of ``energy`` for the chains
     ddp: nn.Module | None = None
+    adaptation: AdaptiveStepSize | None = None  # the sampler's step size, tuned across iterations
 
     @property
     def loss_energy(self) -> nn.Module:
@@ -187,18 +189,25 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
              collect_info: bool, objective: Objective | None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
     """Sampling and the loss of one iteration: ``(loss, metrics, per-step sampler info)``."""
     info: dict[str, Tensor] = {}
+    metrics: dict[str, Tensor] = {}
     if objective is None or isinstance(objective, ImprovedCD):
         improved = objective
         x0, indices = chains.initial(x_pos, state.buffer, state.generator)
         if improved is not None and improved.augment and indices is not None and x0.dim() == 4:
             x0 = Augmentation()(x0, state.generator)
         chain_energy = state.chain_energy if state.chain_energy is not None and improved is None else state.energy
+        if state.adaptation is not None:
+            sampler = sampler.with_step_size(state.adaptation.step_size())
         result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
                             record_info=collect_info, differentiable_last_step=improved is not None)
+        if state.adaptation is not None and result.accept_rate is not None:
+            state.adaptation.update(result.accept_rate.mean())
+            metrics["step_size"] = state.adaptation.step_size()
         x_neg = result.x.detach()
         if state.buffer is not None:
             state.buffer.push(x_neg, indices)  # type: ignore[arg-type]  # a buffer's draws always have indices
-        loss, metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        loss, cd_metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        metrics.update(cd_metrics)
         if improved is not None:
             if state.bank is None:
                 state.bank = NearestNeighbourBank(improved.bank_size)

@@ -5,6 +5,7 @@
 
     model.*       the energy's ``state_dict``            ema.*     the EMA shadow (when kept)
     optimizer.*   the optimizer's state tensors          buffer.*  replay buffer / persistent chains
+    adaptation.*  the adapted sampler step (dual averaging)
     bank.*        improved CD's nearest-neighbour bank   rng.*     RNG states as uint8 tensors:
                   ``generator`` (the loop's), ``torch`` (CPU global), ``cuda.N``, ``numpy``, ``python``
 
@@ -123,6 +124,8 @@ def capture(state: TrainState) -> tuple[dict[str, dict[str, Tensor]], dict[str, 
         groups["ema"] = state.ema.state_dict()
     if state.bank is not None and state.bank.tensor() is not None:
         groups["bank"] = state.bank.state_dict()
+    if state.adaptation is not None:
+        groups["adaptation"] = state.adaptation.state_dict()
     return groups, {"iteration": state.iteration, "optimizer": optimizer_meta, "rng": rng_scalars}
 
 
@@ -143,6 +146,10 @@ def restore(state: TrainState, groups: dict[str, dict[str, Tensor]], meta: dict[
             raise ValueError("the checkpoint's EMA does not match the configured train.ema_decay")
         if state.ema is not None:
             state.ema.load_state_dict(groups["ema"])
+        if (state.adaptation is None) != ("adaptation" not in groups):
+            raise ValueError("the checkpoint's step-size adaptation does not match the configured sampler.adapt")
+        if state.adaptation is not None:
+            state.adaptation.load_state_dict(groups["adaptation"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"checkpoint does not fit this model: {str(exc).splitlines()[0]}") from None
     if "bank" in groups:

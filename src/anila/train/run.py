@@ -28,6 +28,7 @@ from anila.data.validate import validate_batch, validate_images
 from anila.errors import ConfigError
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
+from anila.samplers.adapt import AdaptiveStepSize
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
@@ -93,7 +94,7 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
     if not context.is_main:
         return path
     guard = guard or GuardState(config.sampler)
-    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}  # type: ignore[attr-defined]
+    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
     save_checkpoint(path, groups, {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path
@@ -106,7 +107,8 @@ def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
-            samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
+            samples = draw_samples(adapted_config(config, state.adaptation), state.eval_energy, GRID_IMAGES,
+                                   generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
                             f"iteration {state.iteration}")
     return write
@@ -158,7 +160,7 @@ def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool)
                           tidy=context.is_main) or {}
         if "guard" in meta:
             step_size = meta["guard"]["sampler_step_size"]
-            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"])
+            guard = GuardState(config.sampler.with_step_size(step_size), meta["guard"]["retries"])
         if context.is_main:
             truncate_metrics(metrics_path, state.iteration)
             append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
@@ -218,6 +220,8 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
+    if config.adaptation is not None:
+        state.adaptation = AdaptiveStepSize(config.adaptation, config.sampler.step_size, state.generator.device)
     state.ddp = context.wrap(state.energy)
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
@@ -227,6 +231,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=on_event,
                   on_log=on_log, on_checkpoint=_checkpoint_writer(config, out_dir, guard),
                   progress=progress and main_rank, objective=objective)
+    config = adapted_config(config, state.adaptation)
     if not main_rank:
         summary = RunSummary(out_dir=out_dir)
     elif images is not None:
@@ -298,10 +303,22 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
     return summary
 
 
+def adapted_config(config: Config, adaptation: AdaptiveStepSize | None) -> Config:
+    """The config whose sampler uses the step size adapted during training (``[sampler] adapt = true``)."""
+    if adaptation is None:
+        return config
+    return dataclasses.replace(config, sampler=config.sampler.with_step_size(float(adaptation.step_size())))
+
+
 def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module]:
-    """Rebuild the config and the trained energy from a checkpoint file or run folder."""
+    """Rebuild the config and the trained energy from a checkpoint file or run folder; a sampler whose step was
+    adapted during training samples with the adapted step."""
     groups, meta = load_checkpoint(checkpoint)
     config = config_from_dict(meta["config"])
+    if config.adaptation is not None and "adaptation" in groups:
+        adaptation = AdaptiveStepSize(config.adaptation, 1.0)
+        adaptation.load_state_dict(groups["adaptation"])
+        config = adapted_config(config, adaptation)
     energy = config.build_energy()
     energy.load_state_dict(groups["ema"] if "ema" in groups else groups["model"])  # sample with EMA weights
     energy.eval()

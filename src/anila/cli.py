@@ -88,7 +88,7 @@ def _demo(args: argparse.Namespace) -> int:
               f"TV = {summary.metrics.get('tv', float('nan')):.4f}, {elapsed:.0f} s")
         results.append((name, kl))
     kls = ", ".join(f"{name} {kl:.4f}" for name, kl in results)
-    print(f"figures in {out}/<run>/samples.png and density.png; final KL(true || learned): {kls}")
+    print(f"figures in {out}/<run>/samples.png, density.png and curves.png; final KL(true || learned): {kls}")
     return 0
 
 

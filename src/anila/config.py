@@ -32,13 +32,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import torch
 from torch import nn
 
@@ -279,8 +279,9 @@ def _parameters(cls: type) -> dict[str, Any]:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls.__init__)
-    params = inspect.signature(cls.__init__).parameters
+    init = cls.__init__  # type: ignore[misc]  # the class's own constructor, looked up on the class
+    hints = typing.get_type_hints(init)
+    params = inspect.signature(init).parameters
     return {name: hints.get(name, Any) for name in params if name != "self"}
 
 

@@ -16,7 +16,7 @@ VARIANTS = [dict(granularity=gr, gamma_update=up, noise_scaling=ns)
 
 
 def reference_chain(sampler, energy, x, num_steps, seed):
-    """SPEC.md's update, term by term: z' = z - h γ/2 g + ε sqrt(h γ) ξ (or ε sqrt(h) γ ξ)."""
+    """The documented update (docs/concepts.md), term by term: z' = z - h γ/2 g + ε sqrt(h γ) ξ (or ε sqrt(h) γ ξ)."""
     g_rng = torch.Generator().manual_seed(seed)
     frozen = None
     for _ in range(num_steps):

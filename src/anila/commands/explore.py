@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,7 +82,8 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
     trace_every = max(1, steps // 200)
     trace_marks = sorted(set(range(0, steps + 1, trace_every)) | set(marks))
     snapshots, trace = [x], [(0, *_energy_stats(energy, x))]
-    state, done = x, 0
+    state: Any = x  # a tensor first, then the runner's ChainState (carries the last energy and gradient)
+    done = 0
     iterator = trace_marks[1:]
     if progress:
         from tqdm.auto import tqdm

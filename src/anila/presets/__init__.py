@@ -24,10 +24,9 @@ lines train on your own data with a recipe:
 
 from __future__ import annotations
 
+import tomllib
 from importlib import resources
 from typing import Any
-
-import tomllib
 
 from anila.errors import ConfigError
 

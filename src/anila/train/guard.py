@@ -22,12 +22,14 @@ goes back.
 
 >>> guard = GuardSettings(max_retries=3, shrink=0.5, max_energy_gap=100.0)
 >>> guarded_train(state, GuardState(sampler), chains, data, settings, guard, rollback=rollback)  # doctest: +SKIP
+
+(a complete run: ``examples/resume_an_interrupted_run.py``, or :func:`anila.train.run_training`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +85,7 @@ class StepRejected(TrainingDiverged):
         super().__init__(f"training diverged at iteration {iteration}: {reason}; the step was not applied")
 
 
-def gradient_norm(parameters: list[Tensor]) -> Tensor:
+def gradient_norm(parameters: Sequence[Tensor]) -> Tensor:
     """Global L2 norm of the parameters' gradients, on their device (no synchronisation)."""
     grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
@@ -172,4 +174,5 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
             state.generator.manual_seed(seed)
             emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,
                   "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
-                  "step_size": [step_before, guard_state.sampler.step_size], "seed": seed})
+                  "step_size": [step_before, guard_state.sampler.step_size],
+                  "seed": seed})

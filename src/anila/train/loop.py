@@ -150,7 +150,7 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     device = resolve_device(settings.device)
     energy.to(device)
     if settings.channels_last:
-        energy.to(memory_format=torch.channels_last)
+        energy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     optimizer = make_adam(energy, settings.lr, (settings.beta1, settings.beta2), device)
     chain_energy = sampling_energy(energy, settings.compile, settings.cuda_graphs, device)
@@ -209,14 +209,14 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         chain_energy = state.chain_energy if state.chain_energy is not None and improved is None else state.energy
         if state.adaptation is not None:
             sampler = sampler.with_step_size(state.adaptation.step_size())
-        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,
+        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
                             record_info=collect_info, differentiable_last_step=improved is not None)
         if state.adaptation is not None and result.accept_rate is not None:
             state.adaptation.update(result.accept_rate.mean())
             metrics["step_size"] = state.adaptation.step_size()
         x_neg = result.x.detach()
         if state.buffer is not None:
-            state.buffer.push(x_neg, indices)
+            state.buffer.push(x_neg, indices)  # type: ignore[arg-type]  # a buffer's draws always have indices
         loss, cd_metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
         metrics.update(cd_metrics)
         if improved is not None:

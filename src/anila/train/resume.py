@@ -17,8 +17,15 @@ uninterrupted run has at every later iteration (on the same device and software)
 :func:`check_resumable` compares a config with the one a checkpoint was written under and names every key
 that differs (except those a resumed run may change: :data:`RESUMABLE_KEYS`).
 
->>> groups, meta = capture(state); save_checkpoint(path, groups, {**meta, "config": config.to_dict()})  # doctest: +SKIP
->>> groups, meta = load_checkpoint(path); restore(state, groups, meta)  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> from anila.chains import ChainInit
+>>> from anila.energies import MLPEnergy
+>>> from anila.train import TrainSettings, load_checkpoint, make_train_state, save_checkpoint
+>>> state = make_train_state(MLPEnergy(dim=2), TrainSettings(), ChainInit(), (2,))
+>>> path = Path(tempfile.mkdtemp()) / "iter_0000000.safetensors"
+>>> groups, meta = capture(state); _ = save_checkpoint(path, groups, meta)
+>>> groups, meta = load_checkpoint(path); restore(state, groups, meta)
 """
 
 from __future__ import annotations
@@ -84,7 +91,8 @@ def restore_rng(generator: torch.Generator, tensors: dict[str, Tensor], scalars:
 
 def _optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, Tensor):

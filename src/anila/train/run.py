@@ -6,7 +6,8 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
 on the grid); for your own points (``name = "points"``) see :mod:`anila.train.evaluate_points`; for images
-``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
+``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint; for every run ``curves.png``,
+the training curves (:mod:`anila.train.curves`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shlex
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 import torch
@@ -43,6 +45,7 @@ from anila.train.checkpoint import (
     save_checkpoint,
     warn,
 )
+from anila.train.curves import plot_curves
 from anila.train.distributed import current
 from anila.train.folder import check_fresh_folder
 from anila.train.guard import GuardState, guarded_train
@@ -77,12 +80,12 @@ def load_data(config: Config, device: torch.device):
         from anila.train.evaluate_points import point_sampler
 
         return point_sampler(config, device)[0], None, None
-    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": data.split}
-    dataset = image_dataset(data.name, data.root, **kwargs)
-    images = (dataset if data.holdout_class is None else dataset.select(exclude=data.holdout_class)).images
+    images_set = image_dataset(data.name, data.root, **kwargs)
+    images = (images_set if data.holdout_class is None else images_set.select(exclude=data.holdout_class)).images
     validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
     return batch_sampler(images, noise_std=data.noise_std), None, images
@@ -406,6 +409,8 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
                     summary = evaluate_points_run(config, state.eval_energy, out_dir)
                 else:
                     summary = evaluate_run(config, state.eval_energy, out_dir)
+                if main_rank:  # curves.png: loss, energy gap, gradient norm, clip fraction / acceptance, grid KL
+                    summary.figures.append(plot_curves([out_dir], out_dir / "curves.png", title=run_title(config)))
             except KeyboardInterrupt:
                 if not stop:
                     raise

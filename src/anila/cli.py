@@ -73,6 +73,7 @@ def _demo(args: argparse.Namespace) -> int:
     import time
 
     from anila.config import load_config
+    from anila.samplers import registry
     from anila.train.run import run_training
 
     out = Path(args.out)
@@ -84,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
         summary = run_training(config, out / name, progress=not args.quiet, overwrite=args.overwrite)
         elapsed = time.perf_counter() - start
         kl = summary.metrics.get("kl_true_model", float("nan"))
-        print(f"{name}: {type(config.sampler).__name__}, KL(true || learned) = {kl:.4f}, "
+        print(f"{name}: {registry.name_of(config.sampler)}, KL(true || learned) = {kl:.4f}, "
               f"TV = {summary.metrics.get('tv', float('nan')):.4f}, {elapsed:.0f} s")
         results.append((name, kl))
     kls = ", ".join(f"{name} {kl:.4f}" for name, kl in results)

@@ -35,6 +35,7 @@ from anila.io import atomic_write_text
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
 from anila.samplers.adapt import AdaptiveStepSize
+from anila.samplers.registry import name_of
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
@@ -433,7 +434,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
 
 def run_title(config: Config) -> str:
     """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
-    sampling = f"{type(config.sampler).__name__}, K={config.train.num_steps}"
+    sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
     if config.objective.uses_sampler:
         return f"{config.data.name}: {sampling}"
     if hasattr(config.objective, "sample"):

@@ -1,6 +1,7 @@
 # anila: the two set-up commands of the README.
-#   make demo   trains AniLA and Langevin EBMs on the rings toy and compares them (< 5 min on 2 CPU cores)
+#   make demo   trains AniLA and Langevin EBMs on the rings toy and compares them (about 3 minutes on 2 CPU cores)
 #   make test   runs the test suite
+#   make docs   builds the documentation site into site/ (mkdocs build --strict)
 #   make gpu-check  exercises every CUDA path and writes benchmarks/results/gpu.json (says so and exits 0 without a GPU)
 # Both create .venv and install into it unless a virtual environment is already active.
 
@@ -14,7 +15,7 @@ endif
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)/.anila-installed
 
-.PHONY: demo test install lint clean gpu-check
+.PHONY: demo test install lint docs typecheck clean gpu-check
 
 $(PY):
 	$(PYTHON) -m venv .venv
@@ -37,7 +38,19 @@ gpu-check: install
 	$(PY) benchmarks/gpu_check.py
 
 lint: install
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests examples
+
+DOCS_STAMP := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)/.anila-docs-installed
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,docs,typing]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# mypy over src/ but the packages under rewrite (see [tool.mypy] in pyproject.toml)
+typecheck: $(DOCS_STAMP)
+	$(PY) -m mypy
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs site dist .pytest_cache

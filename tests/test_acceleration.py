@@ -64,7 +64,7 @@ def test_cuda_graphs_is_refused_off_cuda(tmp_path, capsys):
 
 def test_cuda_graphs_needs_an_unadjusted_sampler():
     raw = {"train": {"cuda_graphs": True, "device": "cuda"}, "sampler": {"name": "mala"}}
-    with pytest.raises(ConfigError, match="only the unadjusted samplers"):
+    with pytest.raises(ConfigError, match="only samplers that recompute E and ∇E at every step"):
         config_from_dict(raw)
     raw["sampler"] = {"name": "anila"}
     assert config_from_dict(raw).train.cuda_graphs

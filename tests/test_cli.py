@@ -4,11 +4,11 @@ it back, and bad input exits 2 with one line and no traceback."""
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 
 from anila.cli import main
 from anila.config import config_from_dict, load_config
@@ -72,7 +72,7 @@ def test_train_writes_the_whole_run_folder_and_sample_reads_it(tiny_config, tmp_
     sidecar = json.loads(checkpoints[-1].with_suffix(".json").read_text())
     assert sidecar["iteration"] == 6 and sidecar["config"] == resolved
 
-    for figure in ("samples.png", "density.png"):
+    for figure in ("samples.png", "density.png", "curves.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kl_true_model"] > 0 and 0 <= summary["tv"] <= 1
@@ -191,7 +191,7 @@ def test_image_run_writes_grids_and_samples_from_its_checkpoint(tmp_path):
             "train.batch_size=8", "--set", "train.num_steps=2", "--set", "train.checkpoint_every=1"]
     assert main(args) == 0
     assert {p.name for p in out.glob("*.png")} == {"data.png", "samples.png", "samples_iter_0000001.png",
-                                                    "samples_iter_0000002.png"}
+                                                    "samples_iter_0000002.png", "curves.png"}
     assert main(["sample", str(out), "--num", "3", "--out", str(tmp_path / "s.npy")]) == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (3, 1, 8, 8) and np.abs(samples).max() <= 1.0  # the sampler clamps to pixels

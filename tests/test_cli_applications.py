@@ -160,7 +160,7 @@ def test_holdout_class_is_validated():
     from anila.config import config_from_dict
     from anila.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="data.holdout_class applies to digits, mnist, cifar10"):
+    with pytest.raises(ConfigError, match="data.holdout_class applies to digits, mnist, mnist5k, cifar10"):
         config_from_dict({"data": {"name": "rings", "holdout_class": 1}})
 
 
@@ -184,12 +184,19 @@ def test_low_temperature_sampler_is_gradient_descent_at_zero():
     from anila.commands.explore import low_temperature_sampler, snapshot_steps
     from anila.energies import Gaussian
     from anila.errors import DataError
-    from anila.samplers import HMC, MALA, AniLA, Langevin, MetropolisAniLA, sample_chains
+    from anila.samplers import HMC, MALA, AniLA, AniLAGamma, Identity, LowTemperature, MetropolisAniLA, sample_chains
 
     cold = low_temperature_sampler(MALA(step_size=0.2, noise_scale=1.0), 0.0)
-    assert cold == Langevin(step_size=0.2, noise_scale=0.0)
+    assert cold == LowTemperature(rule=Identity(), step_size=0.2, noise_scale=0.0)
     warm = low_temperature_sampler(MetropolisAniLA(step_size=0.2, threshold=0.5), 0.25)
-    assert warm == AniLA(step_size=0.2, threshold=0.5, noise_scale=0.5)
+    assert warm == LowTemperature(rule=AniLAGamma(threshold=0.5), step_size=0.2, noise_scale=0.5)
+    # the same chain as unadjusted AniLA at that noise: the proposal without its correction
+    x0 = torch.randn(20, 2, generator=torch.Generator().manual_seed(1))
+    target0 = Gaussian.isotropic(2)
+    torch.testing.assert_close(
+        sample_chains(warm, target0, x0, 5, generator=torch.Generator().manual_seed(2)),
+        sample_chains(AniLA(step_size=0.2, threshold=0.5, noise_scale=0.5), target0, x0, 5,
+                      generator=torch.Generator().manual_seed(2)), atol=0, rtol=0)
     target = Gaussian(torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]]))
     x = sample_chains(cold, target, 3 * torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), 400)
     torch.testing.assert_close(x, target.mean.expand_as(x), atol=1e-4, rtol=0)  # every chain at the mode

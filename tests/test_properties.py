@@ -18,18 +18,9 @@ from anila.objectives import (
     perturbation_nce,
     sliced_score_matching,
 )
-from anila.samplers import GRANULARITIES, SAMPLERS, sample_chains
+from anila.samplers import GRANULARITIES, SAMPLERS, make, sample_chains
 
 PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SAMPLER_SETTINGS = {
-    "langevin": dict(step_size=0.05),
-    "anila": dict(step_size=0.5, threshold=0.5),
-    "mala": dict(step_size=0.05),
-    "metropolis_anila": dict(step_size=0.5, threshold=0.5),
-    "hmc": dict(step_size=0.05, num_leapfrog_steps=2),
-}
-
-
 class SmoothWell(nn.Module):
     """``E(x) = ½ a ‖x‖² + Σ softplus(x)`` over the event axes: any shape, smooth, with one parameter."""
 
@@ -63,7 +54,7 @@ def test_samplers_keep_shape_dtype_and_finite_values(name, data, num_steps):
     x0, dtype = data
     before = x0.clone()
     energy = SmoothWell().to(dtype)
-    sampler = SAMPLERS[name](**SAMPLER_SETTINGS[name])
+    sampler = make(name)  # the registry's settings for unit-scale targets
     out = sample_chains(sampler, energy, x0, num_steps, generator=torch.Generator().manual_seed(0))
     assert out.shape == x0.shape and out.dtype == dtype
     assert torch.isfinite(out).all()

@@ -1,5 +1,8 @@
-"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``compare``, ``bench``, ``compose``, ``eval``, ``ood``,
-``explore``.
+"""The ``anila`` command line: ``train``, ``sample``, ``demo``, ``plot``, ``compare``, ``bench``, ``compose``, ``eval``,
+``ood``, ``explore``.
+
+Each subcommand imports what it needs inside its handler, so ``anila --help``, ``anila --version`` and a
+mistyped subcommand start without loading torch.
 
 User errors (bad config, missing file, diverged run) print one line ``anila: error: ...`` and exit
 non-zero (2 for bad input, 3 for a diverged run) without a traceback.
@@ -50,7 +53,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
-    if args.augment_every and config.data.is_toy:
+    if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
     shape = write_samples(config, energy, args.num, args.out, num_steps=args.steps, generator=generator,
                           augment_every=args.augment_every)
@@ -58,33 +61,63 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_configs() -> list[str]:
+    """The README demo's two configs, shipped inside the package (``configs/demo_rings_*.toml`` link to them)."""
+    from importlib.resources import files
+
+    folder = files("anila") / "configs"
+    return [str(folder / name) for name in ("demo_rings_anila.toml", "demo_rings_langevin.toml")]
+
+
 def _demo(args: argparse.Namespace) -> int:
     import time
 
     from anila.config import load_config
+    from anila.samplers import registry
     from anila.train.run import run_training
 
     out = Path(args.out)
     results = []
-    for path in args.configs:
+    for path in args.configs or demo_configs():
         config = load_config(path, args.set)
         name = Path(path).stem
         start = time.perf_counter()
         summary = run_training(config, out / name, progress=not args.quiet, overwrite=args.overwrite)
         elapsed = time.perf_counter() - start
         kl = summary.metrics.get("kl_true_model", float("nan"))
-        print(f"{name}: {type(config.sampler).__name__}, KL(true || learned) = {kl:.4f}, "
+        print(f"{name}: {registry.name_of(config.sampler)}, KL(true || learned) = {kl:.4f}, "
               f"TV = {summary.metrics.get('tv', float('nan')):.4f}, {elapsed:.0f} s")
         results.append((name, kl))
     kls = ", ".join(f"{name} {kl:.4f}" for name, kl in results)
-    print(f"figures in {out}/<run>/samples.png and density.png; final KL(true || learned): {kls}")
+    print(f"figures in {out}/<run>/samples.png, density.png and curves.png; final KL(true || learned): {kls}")
     return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from anila.train.curves import plot_curves
+
+    if Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise AnilaError(f"--out must name a .png, .pdf or .svg file, got {args.out}")
+    if args.label and len(args.label) != len(args.runs):
+        raise AnilaError(f"--label given {len(args.label)} times for {len(args.runs)} runs; give one per run")
+    path = plot_curves(args.runs, args.out, labels=args.label or None)
+    print(f"curves of {len(args.runs)} run(s) written to {path}")
+    return 0
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, read from its metadata only when asked."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import anila
+
+        print(f"anila {anila.__version__}")
+        parser.exit()
 
 
 def _compare(args: argparse.Namespace) -> int:
     import dataclasses
     import importlib
-
     import tomllib
 
     from anila.studies import STUDIES
@@ -215,6 +248,7 @@ def _explore(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anila", description="Train and sample energy-based models with MCMC.")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an EBM from a TOML config",
@@ -243,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train several configs and compare their final density KL",
                        description="Train each config in turn and print the final KL(true || learned).")
-    p.add_argument("configs", nargs="+", help="TOML configs to train and compare")
+    p.add_argument("configs", nargs="*", help="TOML configs to train and compare (default: the README demo's "
+                   "AniLA and Langevin configs, shipped with the package)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override applied to every config (repeatable)")
     p.add_argument("--out", default="runs/demo", help="folder for the run folders (default: runs/demo)")
@@ -251,9 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("compare", help="run a sampler study on the toys (bias, convergence, equal_budget)",
+    p = sub.add_parser("plot", help="training curves of one or more runs, overlaid",
+                       description="Plot loss, energy gap, input-gradient norm, clip fraction / acceptance and the "
+                                   "grid KL (where known) against iteration, from each run's metrics.jsonl.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (each holds metrics.jsonl)")
+    p.add_argument("--out", required=True, help="output figure (.png, .pdf or .svg)")
+    p.add_argument("--label", action="append", default=[], help="legend name of each run, in order (repeatable)")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("compare", help="run a study on the toys (bias, convergence, equal_budget, time_to_quality)",
                        description="Run one of the toy studies and write CSV, Markdown and PNG results.")
-    p.add_argument("study", choices=["bias", "convergence", "equal_budget"])
+    p.add_argument("study", choices=["bias", "convergence", "equal_budget", "time_to_quality"])
     p.add_argument("--quick", action="store_true", help="a few-minute version (the tests smoke-run it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study setting, e.g. --set seeds=[0,1] (repeatable)")

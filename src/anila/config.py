@@ -2,17 +2,22 @@
 
 A config has eight sections; each maps onto one library object, whose constructor is the schema:
 
-    [data]     name = a toy data set, or an image set (digits | mnist | cifar10 | folder) with root, image_size,
-               split, noise_std                           -> anila.data.toy_dataset / image_dataset
+    [data]     name = a toy data set, points (your own file: path, key, standardize, holdout), or an image set
+               (digits | mnist | mnist5k | cifar10 | folder) with root, image_size, split, noise_std
+                                                          -> anila.data.toy_dataset / PointCloud / image_dataset
     [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
                and ``image_size`` come from the data)
-    [sampler]  name = langevin | anila | mala | metropolis_anila | hmc + that sampler's fields
+    [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
+               (Metropolis samplers) tunes step_size across iterations toward target_accept
     [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
     [objective] name = cd (default: MCMC negatives) | sm | dsm | ssm | nce | perturbation_nce + its fields;
                the sampler still draws the end-of-run samples for MCMC-free objectives
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
+
+A top-level ``preset = "<name>"`` (``anila.presets``: langevin, anila, hmc_short_run, ...) fills in a named
+recipe under the config's own keys.
 
 Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse;
 booleans are not numbers), NaN, infinite or float32-overflowing numbers and out-of-range values raise
@@ -27,17 +32,19 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
+import torch
 from torch import nn
 
 from anila.chains.init import ChainInit
 from anila.data.images import IMAGE_DATASETS
+from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
@@ -50,7 +57,8 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
-from anila.samplers import SAMPLERS
+from anila.presets import merge_preset
+from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
 
@@ -58,8 +66,9 @@ ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEner
                                          "noise_conditional_mlp": NoiseConditionalMLP}
 POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
-IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
-LABELLED_DATASETS = ("digits", "mnist", "cifar10")
+IMAGE_SIZES = {"mnist": 28, "mnist5k": 28, "cifar10": 32}
+LABELLED_DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
+POINT_FILE = "points"  # [data] name of a point cloud read from data.path
 MAX_GRID_RESOLUTION = 4096  # eval.grid_resolution at most: 16.8M grid cells
 MAX_EVAL_SAMPLES = 1_000_000  # eval.num_samples at most
 
@@ -73,6 +82,11 @@ class DataConfig:
     ``split`` (``train`` / ``test``, MNIST and CIFAR-10), ``noise_std`` (dequantisation noise added to
     every batch; the AniLA paper used 0.03) and ``holdout_class`` (labelled sets digits, mnist, cifar10: train
     without this class, e.g. to test OOD detection on it, ``docs/applications.md``).
+
+    ``name = "points"``: your own ``(N, D)`` points from ``path`` (``.npy``, ``.csv``, ``.safetensors``; a relative
+    path starts from the working folder), ``key`` (the tensor of a safetensors file with several),
+    ``standardize`` (zero mean, unit variance per coordinate; undone for samples) and ``holdout`` (fraction of
+    rows kept out of training for the sample metrics); see :mod:`anila.data.points`.
     """
 
     name: str = "rings"
@@ -81,11 +95,20 @@ class DataConfig:
     split: str = "train"
     noise_std: float = 0.0
     holdout_class: int | None = None
+    path: str | None = None
+    key: str | None = None
+    standardize: bool = True
+    holdout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.name not in TOY_DATASETS + IMAGE_DATASETS:
-            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS + IMAGE_DATASETS)}; got {self.name!r}")
-        if self.is_toy and (self.root is not None or self.image_size is not None or self.noise_std):
+        names = TOY_DATASETS + (POINT_FILE,) + IMAGE_DATASETS
+        if self.name not in names:
+            raise ValueError(f"name must be one of {', '.join(names)}; got {self.name!r}")
+        if self.name == POINT_FILE:
+            self._check_point_file()
+        elif self.path is not None or self.key is not None or not self.standardize or self.holdout != 0.1:
+            raise ValueError(f"path: path, key, standardize and holdout apply to name = \"{POINT_FILE}\" only")
+        if self.is_points and (self.root is not None or self.image_size is not None or self.noise_std):
             raise ValueError("root, image_size and noise_std apply to image data sets only")
         if self.image_size is not None and (self.name in IMAGE_SIZES or self.image_size < 4):
             raise ValueError(f"image_size applies to digits and folder only, and must be >= 4; got {self.image_size}")
@@ -95,15 +118,33 @@ class DataConfig:
             raise ValueError(f"holdout_class applies to {', '.join(LABELLED_DATASETS)} and must be >= 0; "
                              f"got {self.holdout_class} for {self.name}")
 
+    def _check_point_file(self) -> None:
+        if self.path is None:
+            raise ValueError(f"path: name = \"{POINT_FILE}\" reads your points from a file; set path = "
+                             "\"points.csv\" (or .npy, .safetensors)")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout: must be a fraction in (0, 1), got {self.holdout}")
+        try:
+            load_points_cached(self.path, key=self.key)
+        except PointDataError as exc:
+            raise ValueError(f"path: {exc}") from None
+
     @property
     def is_toy(self) -> bool:
         return self.name in TOY_DATASETS
 
     @property
+    def is_points(self) -> bool:
+        """Point data: a 2-D toy or your own point file."""
+        return self.is_toy or self.name == POINT_FILE
+
+    @property
     def event_shape(self) -> tuple[int, ...]:
-        """Shape of one sample, known without reading any file."""
+        """Shape of one sample, known without reading any file (but a point file's, read once and cached)."""
         if self.is_toy:
             return (2,)
+        if self.name == POINT_FILE:
+            return (load_points_cached(self.path, key=self.key).shape[1],)
         size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
@@ -147,6 +188,7 @@ class Config:
     eval: EvalConfig
     objective: Any = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
     guard: GuardSettings = dataclasses.field(default_factory=GuardSettings)
+    adaptation: DualAveraging | None = None  # [sampler] adapt = true: the step size tuned across iterations
 
     def build_energy(self) -> nn.Module:
         """The configured energy; wrapped in :class:`LogZEnergy` when the objective learns ``log Z`` (NCE)."""
@@ -155,11 +197,11 @@ class Config:
         return LogZEnergy(energy) if isinstance(self.objective, NoiseContrastiveEstimation) else energy
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        sampler_name = next(name for name, cls in SAMPLERS.items() if type(self.sampler) is cls)
+        adapt = {} if self.adaptation is None else {"adapt": True, "target_accept": self.adaptation.target_accept}
         return {
             "data": _fields(self.data),
             "model": dict(self.model),
-            "sampler": {"name": sampler_name, **_fields(self.sampler)},
+            "sampler": {"name": name_of(self.sampler), **_fields(self.sampler), **adapt},
             "chains": _fields(self.chains),
             "objective": {"name": next(n for n, c in OBJECTIVES.items() if type(self.objective) is c),
                           **_fields(self.objective)},
@@ -177,7 +219,7 @@ def derived_model_kwargs(model_name: str, data: DataConfig) -> dict[str, int]:
             raise ValueError(f"model {model_name} takes point data; {data.name} is images: use convnet or resnet")
         return {"dim": shape[0]}
     if len(shape) != 3:
-        raise ValueError(f"model {model_name} takes images; {data.name} is 2-D points: use mlp")
+        raise ValueError(f"model {model_name} takes images; {data.name} is points: use mlp")
     return {"in_channels": shape[0], "image_size": shape[1]}
 
 
@@ -191,8 +233,8 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 
 def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # a tensor is never settable from a file
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a not in (type(None), torch.Tensor))
     if typing.get_origin(hint) is tuple:
         return f"a list of {len(typing.get_args(hint))} numbers"
     return getattr(hint, "__name__", str(hint))
@@ -239,8 +281,9 @@ def _parameters(cls: type) -> dict[str, Any]:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls.__init__)
-    params = inspect.signature(cls.__init__).parameters
+    init = cls.__init__  # type: ignore[misc]  # the class's own constructor, looked up on the class
+    hints = typing.get_type_hints(init)
+    params = inspect.signature(init).parameters
     return {name: hints.get(name, Any) for name in params if name != "self"}
 
 
@@ -281,7 +324,11 @@ def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> t
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Validate a parsed config (``{section: {key: value}}``) and build its objects."""
+    """Validate a parsed config (``{section: {key: value}}``) and build its objects.
+
+    A top-level ``preset = "<name>"`` fills in a named recipe under the config's own keys
+    (:mod:`anila.presets`)."""
+    raw = merge_preset(raw)
     for key, value in raw.items():
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section; valid sections: {', '.join(SECTIONS)}")
@@ -291,7 +338,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
     data = _construct("data", DataConfig, _checked_kwargs("data", DataConfig, sections["data"]))
 
-    default_model = "mlp" if data.is_toy else "convnet"
+    default_model = "mlp" if data.is_points else "convnet"
     model_name, model_cls, model_values = _named("model", {"name": default_model, **sections["model"]}, ENERGIES)
     model_kwargs = _checked_kwargs("model", model_cls, model_values, exclude=DERIVED_MODEL_KEYS)
     try:
@@ -303,8 +350,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                 if k not in DERIVED_MODEL_KEYS and p.default is not inspect.Parameter.empty}
     model = {"name": model_name, **defaults, **model_kwargs}
 
-    _, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **sections["sampler"]}, SAMPLERS)
-    sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
+    sampler, adaptation = _sampler(sections["sampler"])
 
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
     _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
@@ -318,20 +364,44 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
                           f"{', '.join(SMOOTH_ACTIVATIONS)}")
     train = _construct("train", TrainSettings, _checked_kwargs("train", TrainSettings, sections["train"]))
-    if train.cuda_graphs and getattr(sampler, "metropolis", True):
-        raise ConfigError("train.cuda_graphs: only the unadjusted samplers (langevin, anila) run as CUDA graphs; "
-                          "set sampler.name = \"anila\" or train.cuda_graphs = false")
+    if train.cuda_graphs and sampler.carries_gradient:
+        raise ConfigError("train.cuda_graphs: only samplers that recompute E and ∇E at every step (langevin, anila, "
+                          "psgld) run as CUDA graphs; set sampler.name = \"anila\" or train.cuda_graphs = false")
     if isinstance(objective, ImprovedCD):
         if train.num_steps < 1:
             raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
                               "set num_steps >= 1")
-        if objective.augment and (data.is_toy or chains.init not in ("replay", "persistent")):
+        if objective.augment and (data.is_points or chains.init not in ("replay", "persistent")):
             raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
                               "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
     guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
-                  objective=objective, guard=guard)
+                  objective=objective, guard=guard, adaptation=adaptation)
+
+
+def _sampler(values: dict[str, Any]) -> tuple[Any, DualAveraging | None]:
+    """The ``[sampler]`` section: the registered sampler, and its step-size adaptation when ``adapt = true``."""
+    registered = {n: entry.cls for n, entry in REGISTRY.items()}  # read now: a sampler registered at run time counts
+    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, registered)
+    adapt = sampler_values.pop("adapt", False)
+    target = sampler_values.pop("target_accept", None)
+    if not isinstance(adapt, bool):
+        raise ConfigError(f"sampler.adapt: expected true or false, got {adapt!r}")
+    sampler = _construct("sampler", sampler_cls, _checked_kwargs("sampler", sampler_cls, sampler_values))
+    if not adapt:
+        if target is not None:
+            raise ConfigError("sampler.target_accept: applies with sampler.adapt = true")
+        return sampler, None
+    if not sampler.is_exact:
+        raise ConfigError(f"sampler.adapt: step-size adaptation aims at an acceptance rate, which the unadjusted "
+                          f"sampler {name} does not have; use a Metropolis sampler (mala, metropolis_anila, "
+                          f"metropolis_psgld, hmc, parallel_tempering) or adapt = false")
+    if target is None:
+        target = REGISTRY[name].target_accept
+    if isinstance(target, bool) or not isinstance(target, int | float):
+        raise ConfigError(f"sampler.target_accept: expected a number in (0, 1), got {target!r}")
+    return sampler, _construct("sampler", DualAveraging, {"target_accept": float(target)})
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -360,8 +430,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if "data" not in raw and set(raw) <= set(SECTIONS) and not any(parse_override(t)[0] == "data"
-                                                                   for t in overrides):
+    unknown = [key for key in raw if key not in SECTIONS]
+    if unknown:  # a misspelt section is the likelier mistake than a missing one: name it first
+        raise ConfigError(f"{unknown[0]}: unknown section; valid sections: {', '.join(SECTIONS)}")
+    if "data" not in raw and not any(parse_override(t)[0] == "data" for t in overrides):
         raise ConfigError(f"{path} has no [data] section; a config names its data set, e.g. [data] name = "
                           "\"rings\" (every other section has defaults)")
     for text in overrides:

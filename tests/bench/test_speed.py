@@ -9,6 +9,7 @@ import torch
 
 from anila.bench.timing import Timing, median_ratio, profile_call, time_interleaved, time_per_call
 from anila.cli import main
+from anila.samplers import REGISTRY
 
 CPU = torch.device("cpu")
 
@@ -50,8 +51,7 @@ def test_bench_quick_runs_every_case_and_writes_json(tmp_path, capsys):
     assert [c["model"] for c in results["cases"]] == ["mlp", "convnet"]
     for case in results["cases"]:
         rows = {row["case"]: row for row in case["rows"]}
-        assert set(rows) == {"limit", "langevin", "anila", "mala", "hmc", "train_iteration", "loss_pass",
-                             "langevin_update", "anila_update"}
+        assert set(rows) == {"limit", *REGISTRY, "train_iteration", "loss_pass", "langevin_update", "anila_update"}
         assert rows["limit"]["ratio_to_limit"] == 1.0
         for row in rows.values():
             assert row["seconds"] > 0 and row["ratio_to_limit"] > 0

@@ -9,17 +9,11 @@ import pytest
 import torch
 
 from anila.energies import MLPEnergy
-from anila.samplers import SAMPLERS, ChainState, run_chains, sample_chains
+from anila.samplers import REGISTRY, ChainState, make, run_chains, sample_chains
 
-SETTINGS = {
-    "langevin": dict(step_size=0.01),
-    "anila": dict(step_size=0.5, threshold=0.1, noise_scale=0.3),
-    "mala": dict(step_size=0.01),
-    "metropolis_anila": dict(step_size=0.5, threshold=0.1),
-    "hmc": dict(step_size=0.05, num_leapfrog_steps=3),
-}
-ALL = [SAMPLERS[name](**kwargs) for name, kwargs in SETTINGS.items()]
-IDS = list(SETTINGS)
+# Every registered sampler, with its registry settings: a new sampler is covered by its registry line alone.
+IDS = list(REGISTRY)
+ALL = [make(name) for name in IDS]
 
 
 class ConvEnergy(torch.nn.Module):
@@ -33,8 +27,28 @@ class ConvEnergy(torch.nn.Module):
         return torch.nn.functional.softplus(self.conv(x)).flatten(1).sum(1)
 
 
-def test_every_sampler_is_registered_with_tests():
-    assert set(SAMPLERS) == set(SETTINGS)
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_declared_protocol(sampler):
+    assert isinstance(sampler.is_exact, bool) and isinstance(sampler.carries_gradient, bool)
+    assert isinstance(sampler.gradients_per_step, int) and sampler.gradients_per_step >= 1
+    assert all(isinstance(name, str) for name in sampler.carried)
+    smaller = sampler.with_step_size(sampler.step_size / 2)
+    assert type(smaller) is type(sampler) and smaller.step_size == sampler.step_size / 2
+
+
+@pytest.mark.parametrize("sampler", ALL, ids=IDS)
+def test_a_per_chain_step_size_tensor_matches_the_float(sampler):
+    energy = MLPEnergy(dim=2, width=16, depth=2).double()
+    x0 = torch.randn(6, 2, dtype=torch.float64)
+    scalar = sample_chains(sampler, energy, x0, 4, generator=torch.Generator().manual_seed(3))
+    per_chain = sampler.with_step_size(torch.full((6,), sampler.step_size, dtype=torch.float64))
+    tensor = sample_chains(per_chain, energy, x0, 4, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(scalar, tensor, atol=1e-10)
+    # ... and chains with different steps move differently
+    mixed = sampler.with_step_size(torch.tensor([1.0, 1, 1, 0.25, 0.25, 0.25], dtype=torch.float64)
+                                   * sampler.step_size)
+    moved = sample_chains(mixed, energy, x0, 4, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(moved[:3], scalar[:3], atol=1e-10) and not torch.allclose(moved[3:], scalar[3:])
 
 
 @pytest.mark.parametrize("sampler", ALL, ids=IDS)
@@ -95,13 +109,14 @@ def test_run_chains_records_trajectory_info_and_continues(sampler):
     assert full.trajectory.shape == (4, 6, 2) and torch.equal(full.trajectory[0], x0)
     assert torch.equal(full.trajectory[-1], full.x)
     assert all(v.shape == (6, 6) for v in full.info.values()) and "grad_norm" in full.info
-    if sampler.__class__.__name__ in ("MALA", "MetropolisAniLA", "HMC"):
+    if sampler.is_exact:
         assert ((full.info["accept_prob"] >= 0) & (full.info["accept_prob"] <= 1)).all()
-    # Continuing from the returned state is bit-identical to one longer run (same generator stream).
+        assert full.accept_rate.shape == (6,)
+    # Continuing from the returned state equals one longer run (same generator stream).
     g = torch.Generator().manual_seed(0)
     half = run_chains(sampler, energy, x0, 3, generator=g)
     rest = run_chains(sampler, energy, half.state, 3, generator=g)
-    assert torch.equal(rest.x, full.x)
+    assert torch.equal(rest.x, full.x)  # bit-identical: the state carries everything the chain needs
     assert isinstance(rest.state, ChainState)
 
 
@@ -109,7 +124,14 @@ def test_run_chains_records_trajectory_info_and_continues(sampler):
     ("langevin", dict(step_size=-1.0), "step_size"),
     ("langevin", dict(noise_scale=-0.1), "noise_scale"),
     ("langevin", dict(clamp=(1.0, -1.0)), "clamp"),
-    ("mala", dict(clamp=(-1.0, 1.0)), "clamp"),
+    ("mala", dict(noise_scale=0.0), "noise_scale"),
+    ("psgld", dict(alpha=1.0), "alpha"),
+    ("psgld", dict(preconditioner_update="never"), "preconditioner_update"),
+    ("underdamped", dict(friction=0.0), "friction"),
+    ("parallel_tempering", dict(num_temperatures=1), "num_temperatures"),
+    ("parallel_tempering", dict(max_temperature=0.5), "max_temperature"),
+    ("parallel_tempering", dict(base="hmc"), "base"),
+    ("langevin", dict(step_size=True), "step_size"),
     ("anila", dict(threshold=0.0), "threshold"),
     ("anila", dict(granularity="row"), "granularity"),
     ("anila", dict(gamma_update="sometimes"), "gamma_update"),
@@ -119,11 +141,11 @@ def test_run_chains_records_trajectory_info_and_continues(sampler):
 ])
 def test_invalid_hyperparameters_raise_clear_errors(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        SAMPLERS[name](**kwargs)
+        REGISTRY[name].cls(**kwargs)
 
 
 def test_state_clamp_keeps_chains_in_the_box():
     energy = MLPEnergy(dim=2, width=16, depth=2)
-    x = sample_chains(SAMPLERS["langevin"](step_size=1.0, clamp=(-1.0, 1.0)), energy, 3 * torch.randn(50, 2), 3,
+    x = sample_chains(REGISTRY["langevin"].cls(step_size=1.0, clamp=(-1.0, 1.0)), energy, 3 * torch.randn(50, 2), 3,
                       generator=torch.Generator().manual_seed(0))
     assert x.abs().max() <= 1.0

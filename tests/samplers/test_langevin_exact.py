@@ -84,7 +84,7 @@ def test_per_iteration_gamma_is_frozen_at_the_first_step():
     c1 = torch.tensor([[4.0, 0.5]])
     sampler = AniLA(step_size=1.0, noise_scale=0.0, threshold=1.0, gamma_update="per_iteration")
     state, _ = sampler.step(Linear(c1), ChainState.at(torch.zeros(1, 2)))
-    assert torch.equal(state.gamma, torch.tensor([[0.25, 1.0]]))
+    assert torch.equal(state.extras["gamma"], torch.tensor([[0.25, 1.0]]))
     # A different gradient at the second step: γ stays the first step's.
     state2, _ = sampler.step(Linear(torch.tensor([[0.5, 8.0]])), state)
     assert torch.allclose(state2.x - state.x, -0.5 * torch.tensor([[0.25 * 0.5, 8.0]]))

@@ -9,15 +9,9 @@ import pytest
 import torch
 
 from anila.energies import ConvNetEnergy, MLPEnergy
-from anila.samplers import SAMPLERS, run_chains, sample_chains
+from anila.samplers import REGISTRY, DualAveraging, make, run_chains, sample_chains
 
-SETTINGS = {
-    "langevin": dict(step_size=0.01, clamp=(-3.0, 3.0)),
-    "anila": dict(step_size=0.5, threshold=0.1, noise_scale=0.3),
-    "mala": dict(step_size=0.01),
-    "metropolis_anila": dict(step_size=0.5, threshold=0.1),
-    "hmc": dict(step_size=0.05, num_leapfrog_steps=3),
-}
+NAMES = list(REGISTRY)  # every registered sampler, with its registry settings
 SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
 
@@ -53,11 +47,11 @@ def test_the_guard_catches_a_host_synchronisation():
     assert x.sum().item() == 3.0  # restored afterwards
 
 
-@pytest.mark.parametrize("name", list(SETTINGS))
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("image", [False, True], ids=["points", "images"])
 def test_chain_loop_never_synchronises_on_cpu(name, image):
     torch.manual_seed(0)
-    sampler = SAMPLERS[name](**SETTINGS[name])
+    sampler = make(name, image=image)
     energy = ConvNetEnergy(1, 4, 8) if image else MLPEnergy(dim=2, width=8, depth=2)
     x0 = torch.rand(4, 1, 8, 8) if image else torch.randn(6, 2)
     g = torch.Generator().manual_seed(1)
@@ -65,14 +59,17 @@ def test_chain_loop_never_synchronises_on_cpu(name, image):
         out = sample_chains(sampler, energy, x0, 3, generator=g)
         result = run_chains(sampler, energy, x0, 3, generator=g, record_info=True, record_trajectory=True)
         last = sample_chains(sampler, energy, x0, 2, generator=g, differentiable_last_step=True)
+        if sampler.is_exact:  # step-size adaptation during a warm-up stays on the device too
+            adapted = run_chains(sampler, energy, x0, 2, generator=g, num_warmup=3, adaptation=DualAveraging())
+            assert adapted.step_size.shape == (x0.shape[0],)
     assert out.shape == x0.shape and result.trajectory.shape == (4, *x0.shape) and last.shape == x0.shape
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (set_sync_debug_mode)")
-@pytest.mark.parametrize("name", list(SETTINGS))
+@pytest.mark.parametrize("name", NAMES)
 def test_chain_loop_never_synchronises_on_cuda(name):
     torch.manual_seed(0)
-    sampler = SAMPLERS[name](**SETTINGS[name])
+    sampler = make(name, image=True)
     energy = ConvNetEnergy(3, 8, 16).cuda()
     x0 = torch.rand(8, 3, 16, 16, device="cuda")
     g = torch.Generator(device="cuda").manual_seed(1)
@@ -82,6 +79,8 @@ def test_chain_loop_never_synchronises_on_cuda(name):
     try:
         out = sample_chains(sampler, energy, x0, 5, generator=g)
         run_chains(sampler, energy, x0, 3, generator=g, record_info=True)
+        if sampler.is_exact:
+            run_chains(sampler, energy, x0, 2, generator=g, num_warmup=3, adaptation=DualAveraging())
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.shape == x0.shape

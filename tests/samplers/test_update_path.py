@@ -16,7 +16,7 @@ VARIANTS = [dict(granularity=gr, gamma_update=up, noise_scaling=ns)
 
 
 def reference_chain(sampler, energy, x, num_steps, seed):
-    """SPEC.md's update, term by term: z' = z - h γ/2 g + ε sqrt(h γ) ξ (or ε sqrt(h) γ ξ)."""
+    """The documented update (docs/concepts.md), term by term: z' = z - h γ/2 g + ε sqrt(h γ) ξ (or ε sqrt(h) γ ξ)."""
     g_rng = torch.Generator().manual_seed(seed)
     frozen = None
     for _ in range(num_steps):
@@ -70,10 +70,10 @@ def test_the_input_state_is_left_untouched():
     start = ChainState.at(torch.rand(4, 1, 8, 8)).evaluated(energy)
     frozen = AniLA(threshold=0.01, gamma_update="per_iteration").step(energy, start)[0]
     copies = {name: getattr(s, name).clone() for s, name in ((start, "x"), (start, "grad"), (start, "energy"))}
-    kept_gamma = frozen.gamma.clone()
+    kept_gamma = frozen.extras["gamma"].clone()
     for sampler in (AniLA(threshold=0.01), AniLA(threshold=0.01, noise_scaling="gamma"), Langevin()):
         sampler.step(energy, start, torch.Generator().manual_seed(1))
     AniLA(threshold=0.01, gamma_update="per_iteration").step(energy, frozen, torch.Generator().manual_seed(1))
     for name, value in copies.items():
         assert torch.equal(getattr(start, name), value), name
-    assert torch.equal(frozen.gamma, kept_gamma)
+    assert torch.equal(frozen.extras["gamma"], kept_gamma)

@@ -52,7 +52,8 @@ def test_exact_samples_score_near_the_multinomial_noise_floor():
 
 @pytest.mark.parametrize("study", ["bias", "convergence", "equal_budget"])
 def test_every_study_runs_quick_and_writes_its_files(study, tmp_path):
-    overrides = {"equal_budget": ["--set", "iterations=5", "--set", "budgets=[5]", "--set", 'samplers=["AniLA"]'],
+    overrides = {"equal_budget": ["--set", "iterations=5", "--set", "budgets=[5]",
+                                  "--set", 'samplers=["anila", "mala+adapt"]'],
                  "bias": ["--set", "steps=40", "--set", "chains=100"],
                  "convergence": ["--set", "grad_evals=40", "--set", "chains=200"]}[study]
     assert main(["compare", study, "--quick", "--out", str(tmp_path), *overrides]) == 0

@@ -42,14 +42,13 @@ from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import AnilaError
 from anila.objectives.contrastive import contrastive_divergence
-from anila.samplers import HMC, MALA, AniLA, ChainState, Langevin, run_chains
+from anila.samplers import REGISTRY, ChainState, make, run_chains
 from anila.train.acceleration import sampling_energy
 from anila.train.loop import TrainSettings, make_train_state, resolve_device, train_step
 
 MODELS = ("mlp", "convnet", "resnet")
 OPTIONS = ("compile", "channels_last", "bf16", "cuda_graphs")
-SAMPLER_NAMES = ("langevin", "anila", "mala", "hmc")
-HMC_LEAPFROG_STEPS = 5
+SAMPLER_NAMES = tuple(REGISTRY)  # every registered sampler is timed
 
 
 @dataclass(frozen=True)
@@ -104,14 +103,9 @@ def build_model(name: str, settings: SpeedSettings) -> tuple[nn.Module, tuple[in
 
 
 def samplers_for(model: str) -> dict[str, object]:
-    """The samplers timed on a model; image settings follow the paper (step 1, noise 0.01, threshold 0.01)."""
-    if model == "mlp":
-        return {"langevin": Langevin(step_size=0.02), "anila": AniLA(step_size=0.02, threshold=1.0),
-                "mala": MALA(step_size=0.02), "hmc": HMC(step_size=0.02, num_leapfrog_steps=HMC_LEAPFROG_STEPS)}
-    return {"langevin": Langevin(step_size=1.0, noise_scale=0.01),
-            "anila": AniLA(step_size=1.0, noise_scale=0.01, threshold=0.01),
-            "mala": MALA(step_size=1e-4, noise_scale=1.0),
-            "hmc": HMC(step_size=1e-3, num_leapfrog_steps=HMC_LEAPFROG_STEPS)}
+    """Every registered sampler with the registry's settings: ``toy`` ones on the MLP, ``image`` ones (the paper's
+    low-temperature regime: step 1, noise 0.01, threshold 0.01) on the image networks."""
+    return {name: make(name, image=model != "mlp") for name in REGISTRY}
 
 
 def prepare_energy(energy: nn.Module, options: tuple[str, ...], device: torch.device) -> Callable[[Tensor], Tensor]:
@@ -205,12 +199,12 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
     one_step = {"limit": calls["limit"]}  # what the profile runs: one step of each, one training iteration
     for name, sampler in samplers_for(model).items():
         start = ChainState.at(x)
-        if getattr(sampler, "metropolis", True):  # MALA and HMC carry E and ∇E in the state
+        if sampler.carries_gradient:  # MALA and HMC carry E and ∇E in the state
             with autocast():
                 start = start.evaluated(sample_energy)
         # Every chain call makes about num_steps gradient evaluations (HMC: num_steps / L transitions).
-        steps = max(1, settings.num_steps // HMC_LEAPFROG_STEPS) if name == "hmc" else settings.num_steps
-        units[name] = steps * (HMC_LEAPFROG_STEPS if name == "hmc" else 1)
+        steps = max(1, settings.num_steps // sampler.gradients_per_step)
+        units[name] = steps * sampler.gradients_per_step
         calls[name] = under_autocast(lambda s=sampler, st=start, n=steps: run_chains(s, sample_energy, st, n,
                                                                                   generator=g).x)
         one_step[name] = under_autocast(lambda s=sampler, st=start: run_chains(s, sample_energy, st, 1,
@@ -313,9 +307,9 @@ def format_markdown(results: dict) -> str:
              f"start {_load(m.get('load_average'))}, at end {_load(m.get('load_average_end'))}; options: "
              f"{', '.join(s['options']) or 'none'}; chains of {s['num_steps']} steps, K = {s['train_steps']} "
              "per training iteration.", "",
-             "| model | batch | limit (ms) | Langevin | AniLA | MALA | HMC (per grad) | AniLA / Langevin "
+             "| model | batch | limit (ms) | " + " | ".join(SAMPLER_NAMES) + " | AniLA / Langevin "
              "| update µs (Langevin / AniLA) | loss pass | train iteration | peak MiB (AniLA) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|" + "---|" * len(SAMPLER_NAMES) + "---|---|---|---|---|"]
     for case in results["cases"]:
         rows = {row["case"]: row for row in case["rows"]}
         peak = rows["anila"].get("peak_bytes")

@@ -21,6 +21,7 @@ from anila.data.toy import toy_dataset
 from anila.energies.compose import compose
 from anila.errors import DataError
 from anila.io import atomic_write_text, save_npy
+from anila.samplers.registry import name_of
 from anila.train.figures import plot_image_grid, plot_points
 from anila.train.run import draw_samples, load_trained_energy
 
@@ -72,7 +73,7 @@ def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_npy(out_dir / "samples.npy", samples.cpu().numpy())
     names = f" {operation} ".join(Path(c).stem for c in checkpoints)
-    title = f"{names}: {type(config.sampler).__name__}"
+    title = f"{names}: {name_of(config.sampler)}"
     if config.data.is_toy:
         plot_points(samples, toy_dataset(config.data.name).bound, out_dir / "samples.png", title)
     else:

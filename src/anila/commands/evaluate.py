@@ -25,6 +25,7 @@ error; for images also ``bits_per_dim = -loglik / (d · log 2)`` on the ``[-1, 1
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -54,7 +55,7 @@ def parse_metrics(text: str) -> list[str]:
 def evaluation_images(config: Config, num: int) -> torch.Tensor:
     """Up to ``num`` evaluation images of the config's data set (its test split where one exists)."""
     data = config.data
-    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": "test"}
@@ -127,7 +128,7 @@ def _extractor(config: Config, features: str, seed: int):
     if features == "inception":
         return InceptionFeatures(), {}
     data = config.data
-    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": "train"}

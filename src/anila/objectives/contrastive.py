@@ -22,7 +22,11 @@ def contrastive_divergence(energy: Energy, x_pos: Tensor, x_neg: Tensor, *,
     ``x_pos``: data ``(n, *event)``; ``x_neg``: sampler output ``(m, *event)``, detached here. ``metrics``
     holds detached scalars ``energy_pos``, ``energy_neg`` and ``energy_gap = energy_pos - energy_neg``.
 
-    >>> loss, metrics = contrastive_divergence(MLPEnergy(dim=2), data, samples)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> data, samples = torch.randn(100, 2), 2 * torch.randn(100, 2)
+    >>> loss, metrics = contrastive_divergence(MLPEnergy(dim=2), data, samples)
+    >>> sorted(metrics)
+    ['energy_gap', 'energy_neg', 'energy_pos']
     """
     energies = energy(torch.cat([x_pos, x_neg.detach()]))
     e_pos, e_neg = energies[: x_pos.shape[0]], energies[x_pos.shape[0]:]

@@ -84,8 +84,14 @@ def kl_term(energy: Energy, x_last: Tensor, *, entropy_samples: Tensor | None = 
     Returns ``(loss, metrics)``: a scalar loss to add to the CD loss, and detached scalars
     ``kl_energy = mean E(x̂⁻)`` and ``entropy = mean log NN(x̂⁻, B)`` (0 when the term is left out).
 
-    >>> x_hat = run_chains(Langevin(0.01), energy, x0, 60, differentiable_last_step=True).x  # doctest: +SKIP
-    >>> loss, metrics = kl_term(energy, x_hat, entropy_samples=bank.tensor())               # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> from anila.samplers import Langevin, run_chains
+    >>> energy, bank = MLPEnergy(dim=2), NearestNeighbourBank(size=100)
+    >>> bank.push(torch.randn(100, 2))
+    >>> x_hat = run_chains(Langevin(0.01), energy, torch.randn(32, 2), 10, differentiable_last_step=True).x
+    >>> loss, metrics = kl_term(energy, x_hat, entropy_samples=bank.tensor())
+    >>> sorted(metrics)
+    ['entropy', 'kl_energy']
     """
     if not x_last.requires_grad:
         raise ValueError("x_last carries no graph, so the KL term would give no gradient: pass the output of "

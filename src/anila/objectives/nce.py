@@ -93,7 +93,12 @@ def nce_loss(energy: Energy, log_z: Tensor | float, x: Tensor, noise: GaussianNo
     of ``G = 0``).
 
     >>> log_z = torch.nn.Parameter(torch.zeros(()))
-    >>> loss, metrics = nce_loss(energy, log_z, data, GaussianNoise.fit(data), generator=g)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> energy, data = MLPEnergy(dim=2), torch.randn(64, 2, generator=g)
+    >>> loss, metrics = nce_loss(energy, log_z, data, GaussianNoise.fit(data), generator=g)
+    >>> loss.requires_grad
+    True
     """
     if not (noise_ratio > 0 and math.isfinite(noise_ratio)):
         raise ValueError(f"noise_ratio must be a finite number > 0, got {noise_ratio!r}")
@@ -147,7 +152,12 @@ def perturbation_nce(energy: Energy, x: Tensor, *, scale: float, projection: str
     · n`` comparisons in which the data point has the lower energy) and ``ssm_equivalent =
     2 (L - 2 log 2) / scale²``, which tends to the sliced score matching loss as ``scale → 0``.
 
-    >>> loss, metrics = perturbation_nce(energy, data, scale=0.1, generator=g)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> energy, data = MLPEnergy(dim=2, activation="silu"), torch.randn(64, 2, generator=g)
+    >>> loss, metrics = perturbation_nce(energy, data, scale=0.1, generator=g)
+    >>> "ssm_equivalent" in metrics
+    True
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}; got {projection!r}")

@@ -76,7 +76,11 @@ def exact_score_matching(energy: Energy, x: Tensor, *, max_dim: int = 20) -> tup
     more than ``max_dim`` entries raise ``ValueError`` (use :func:`sliced_score_matching`, linear in ``d``).
     ``metrics``: detached ``grad_sq`` (mean ``½‖∇E‖²``) and ``hessian_trace`` (mean ``tr ∇²E``).
 
-    >>> loss, metrics = exact_score_matching(MLPEnergy(dim=2, activation="silu"), data)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    >>> loss, metrics = exact_score_matching(MLPEnergy(dim=2, activation="silu"), data)
+    >>> sorted(metrics)
+    ['grad_sq', 'hessian_trace']
     """
     d = math.prod(x.shape[1:])
     if d > max_dim:
@@ -112,7 +116,12 @@ def sliced_score_matching(energy: Energy, x: Tensor, *, num_projections: int = 1
     passes cover them all. ``x``: ``(batch, *event)``; the projections have the same event shape.
     ``metrics``: detached ``grad_term`` (mean of the first term) and ``hessian_term`` (mean ``vᵀHv``).
 
-    >>> loss, metrics = sliced_score_matching(energy, data, num_projections=2, generator=g)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> energy, data = MLPEnergy(dim=2, activation="silu"), torch.randn(64, 2, generator=g)
+    >>> loss, metrics = sliced_score_matching(energy, data, num_projections=2, generator=g)
+    >>> loss.shape
+    torch.Size([])
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}; got {projection!r}")
@@ -172,7 +181,12 @@ def denoising_score_matching(energy: Energy, x: Tensor, *, sigma: float,
     ``x``: ``(batch, *event)``; ``metrics``: detached ``loss_without_cv`` (the plain estimate from the same
     draw) when the control variate is on, else empty.
 
-    >>> loss, metrics = denoising_score_matching(energy, data, sigma=0.1, generator=g)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> energy, data = MLPEnergy(dim=2), torch.randn(64, 2, generator=g)
+    >>> loss, metrics = denoising_score_matching(energy, data, sigma=0.1, generator=g)
+    >>> loss.requires_grad
+    True
     """
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
@@ -270,7 +284,11 @@ def multilevel_dsm(energy: NoiseConditionalEnergy, x: Tensor, sigmas: Sequence[f
     sequence is validated; a tensor is trusted, to avoid a device synchronisation); ``x``:
     ``(batch, *event)``. ``metrics``: detached ``sigma_mean`` (mean of the levels drawn).
 
-    >>> loss, metrics = multilevel_dsm(NoiseConditionalMLP(2), data, [1.0, 0.3, 0.1], generator=g)  # doctest: +SKIP
+    >>> g = torch.Generator().manual_seed(0)
+    >>> data = torch.randn(64, 2, generator=g)
+    >>> loss, metrics = multilevel_dsm(NoiseConditionalMLP(2), data, [1.0, 0.3, 0.1], generator=g)
+    >>> list(metrics)
+    ['sigma_mean']
     """
     x = x.detach()
     levels = _sigma_tensor(sigmas, x)
@@ -307,8 +325,11 @@ def annealed_langevin(energy: NoiseConditionalEnergy, x0: Tensor, sigmas: Sequen
     once, before it). ``x0``: ``(batch, *event)``, typically ``N(0, σ_1²I)`` draws; returns the final state,
     same shape, detached.
 
-    >>> x = annealed_langevin(energy, sigmas[0] * torch.randn(500, 2), sigmas, steps_per_level=100,
-    ...                       step_size=1e-4)  # doctest: +SKIP
+    >>> energy, sigmas = NoiseConditionalMLP(dim=2), [1.0, 0.3, 0.1]
+    >>> x = annealed_langevin(energy, sigmas[0] * torch.randn(500, 2), sigmas, steps_per_level=10,
+    ...                       step_size=1e-4)
+    >>> x.shape
+    torch.Size([500, 2])
     """
     levels = [float(s) for s in (sigmas.tolist() if isinstance(sigmas, Tensor) else sigmas)]
     if not levels or not all(s > 0 and math.isfinite(s) for s in levels):

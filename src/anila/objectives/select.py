@@ -7,7 +7,10 @@ sections 4-5). ``nce`` learns ``log Z`` as a parameter of :class:`LogZEnergy`, w
 energy, and fits its Gaussian noise to the data before training (:meth:`NoiseContrastiveEstimation.prepare`).
 
 >>> objective = SlicedScoreMatching(num_projections=2, variance_reduced=True)
->>> loss, metrics = objective(energy, data_batch, generator)   # doctest: +SKIP
+>>> from anila.energies import MLPEnergy
+>>> generator = torch.Generator().manual_seed(0)
+>>> energy, data_batch = MLPEnergy(dim=2, activation="silu"), torch.randn(64, 2, generator=generator)
+>>> loss, metrics = objective(energy, data_batch, generator)
 """
 
 from __future__ import annotations

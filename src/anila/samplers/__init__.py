@@ -1,29 +1,38 @@
-"""Samplers: one Langevin core (Langevin, AniLA and their Metropolis-adjusted forms), HMC, and the runner.
+"""Samplers built from parts: step-size rules, one Langevin proposal, integrators, one Metropolis-Hastings
+correction, step-size adaptation, and the runner. ``REGISTRY`` / ``SAMPLERS`` name every sampler.
 
 >>> sampler = AniLA(step_size=1.0, threshold=0.01, noise_scale=0.1)
 >>> x = sample_chains(sampler, energy, x0, num_steps=100, generator=g)  # doctest: +SKIP
 """
 
-from anila.samplers.base import ChainState, Sampler, metropolis_accept
+from anila.samplers.adapt import AdaptiveStepSize, DualAveraging, DualAveragingState
+from anila.samplers.anila import AniLA, MetropolisAniLA
+from anila.samplers.base import ChainState, Sampler
 from anila.samplers.hmc import HMC
-from anila.samplers.langevin import (
+from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperature, low_temperature
+from anila.samplers.metropolis import metropolis_accept, metropolis_hastings
+from anila.samplers.proposal import adjusted_step, unadjusted_step
+from anila.samplers.psgld import MetropolisPreconditionedLangevin, PreconditionedLangevin
+from anila.samplers.registry import REGISTRY, SAMPLERS, Entry, accepts, fields_of, make, name_of
+from anila.samplers.rules import (
     GAMMA_UPDATES,
     GRANULARITIES,
-    MALA,
     NOISE_SCALINGS,
-    AniLA,
-    Langevin,
-    MetropolisAniLA,
+    AniLAGamma,
+    DiagonalMass,
+    Identity,
+    RMSPreconditioner,
     anila_gamma,
-    langevin_step,
 )
 from anila.samplers.runner import ChainResult, run_chains, sample_chains
-
-#: Sampler names used by configs and the CLI.
-SAMPLERS = {"langevin": Langevin, "anila": AniLA, "mala": MALA, "metropolis_anila": MetropolisAniLA, "hmc": HMC}
+from anila.samplers.tempering import ParallelTempering
+from anila.samplers.underdamped import UnderdampedLangevin
 
 __all__ = [
-    "GAMMA_UPDATES", "GRANULARITIES", "HMC", "MALA", "NOISE_SCALINGS", "SAMPLERS", "AniLA", "ChainResult",
-    "ChainState", "Langevin", "MetropolisAniLA", "Sampler", "anila_gamma", "langevin_step",
-    "metropolis_accept", "run_chains", "sample_chains",
+    "AdaptiveStepSize", "AniLA", "AniLAGamma", "ChainResult", "ChainState", "DiagonalMass", "DualAveraging",
+    "DualAveragingState", "Entry", "GAMMA_UPDATES", "GRANULARITIES", "HMC", "Identity", "Langevin",
+    "LangevinFamily", "LowTemperature", "MALA", "MetropolisAniLA", "MetropolisPreconditionedLangevin",
+    "NOISE_SCALINGS", "ParallelTempering", "PreconditionedLangevin", "REGISTRY", "RMSPreconditioner", "SAMPLERS",
+    "Sampler", "UnderdampedLangevin", "accepts", "adjusted_step", "anila_gamma", "fields_of", "low_temperature", "make",
+    "metropolis_accept", "metropolis_hastings", "name_of", "run_chains", "sample_chains", "unadjusted_step"
 ]

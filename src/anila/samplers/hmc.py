@@ -1,77 +1,67 @@
-"""Hamiltonian Monte Carlo: leapfrog integrator, diagonal mass, Metropolis correction.
+"""Hamiltonian Monte Carlo: a leapfrog integrator, a diagonal mass, the Metropolis-Hastings correction.
 
-With a diagonal mass ``m`` (scalar or shaped like one sample), momentum ``p ~ N(0, diag(m))`` and the
-Hamiltonian ``H(x, p) = E(x) + ½ Σ p²/m``, one transition is ``L = num_leapfrog_steps`` leapfrog steps
-of size ``ε = step_size``
+With mass ``m`` (scalar or shaped like one sample), momentum ``p ~ N(0, diag(m))`` and the Hamiltonian
+``H(x, p) = E(x) + ½ Σ p²/m``, one transition is ``L = num_leapfrog_steps`` leapfrog steps of size
+``ε = step_size`` (:func:`~anila.samplers.integrators.leapfrog`), then acceptance with probability
+``min(1, exp(H(x, p) - H(x', p')))`` (Duane et al. 1987; Neal 2011, section 5.3.2). Shapes: ``x`` and ``p``
+are ``(batch, *event)``; ``ε`` a float or a per-chain tensor ``(batch,)``. Cost: ``L`` forward+backward passes
+per transition; the energy and gradient at the accepted point are carried to the next transition. One leapfrog
+step of size ε moves like a Langevin step of size ``h = ε²``.
 
-    p ← p - ε/2 ∇E(x);  repeat L times: { x ← x + ε p/m;  p ← p - ε ∇E(x) }  (last kick halved)
-
-followed by acceptance with probability ``min(1, exp(H(x, p) - H(x', p')))`` (Neal 2011). Shapes: ``x``
-and ``p`` are ``(batch, *event)``. Cost: ``L`` forward+backward passes per transition; the energy and
-gradient at the accepted point are cached in the state and reused by the next transition.
+>>> sampler = HMC(step_size=0.1, num_leapfrog_steps=10)
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from anila.energies.base import Energy
-from anila.samplers.base import ChainState, Info, metropolis_accept, select, sum_event, validate_positive
+from anila.samplers.base import ChainState, Info, StepSize, StepSizeMixin, check_positive, per_chain, sum_event
+from anila.samplers.integrators import leapfrog
+from anila.samplers.metropolis import metropolis_hastings
+from anila.samplers.rules import DiagonalMass
 
 
 @dataclass(frozen=True)
-class HMC:
-    """Hamiltonian Monte Carlo with a diagonal mass; reports ``info["accept_prob"]``.
+class HMC(StepSizeMixin):
+    """Hamiltonian Monte Carlo with a diagonal mass; reports ``info["accept_prob"]``."""
 
-    >>> sampler = HMC(step_size=0.1, num_leapfrog_steps=10)
-    """
-
-    step_size: float = 0.1
+    step_size: StepSize = 0.1
     num_leapfrog_steps: int = 10
     mass: float | Tensor = 1.0
 
+    is_exact: ClassVar[bool] = True
+    carries_gradient: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
-        validate_positive(self, "step_size")
-        if not isinstance(self.num_leapfrog_steps, int) or self.num_leapfrog_steps < 1:
+        check_positive("step_size", self.step_size)
+        if isinstance(self.num_leapfrog_steps, bool) or not isinstance(self.num_leapfrog_steps, int) \
+                or self.num_leapfrog_steps < 1:
             raise ValueError(f"num_leapfrog_steps must be an integer >= 1, got {self.num_leapfrog_steps!r}")
-        mass = torch.as_tensor(self.mass)
-        if not bool((mass > 0).all()) or not bool(torch.isfinite(mass).all()):
-            raise ValueError("mass must be finite and > 0 (a scalar or one value per coordinate)")
+        DiagonalMass(self.mass)  # validates the mass
+
+    @property
+    def gradients_per_step(self) -> int:
+        return self.num_leapfrog_steps
 
     def step(self, energy: Energy, state: ChainState, generator: torch.Generator | None = None, *,
              create_graph: bool = False, collect_info: bool = False) -> tuple[ChainState, Info]:
         state = state.evaluated(energy, create_graph=create_graph)
         x = state.x
-        mass: Tensor | float = self.mass
-        if isinstance(mass, Tensor):
-            mass = mass.to(device=x.device, dtype=x.dtype)
-        eps = self.step_size
-        momentum_std = mass.sqrt() if isinstance(mass, Tensor) else math.sqrt(mass)
-        momentum = momentum_std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        kinetic0 = 0.5 * sum_event(momentum**2 / mass)
-
-        p = momentum - 0.5 * eps * state.grad
-        position, current = x, state
-        for i in range(self.num_leapfrog_steps):
-            position = position + eps * p / mass
-            current = ChainState(x=position).evaluated(energy, create_graph=create_graph)
-            kick = eps if i < self.num_leapfrog_steps - 1 else 0.5 * eps
-            p = p - kick * current.grad
-        kinetic1 = 0.5 * sum_event(p**2 / mass)
-
-        log_ratio = (state.energy + kinetic0) - (current.energy + kinetic1)
-        accept, accept_prob = metropolis_accept(log_ratio.detach(), generator)
-        out = ChainState(
-            x=select(accept, current.x, x),
-            energy=torch.where(accept, current.energy, state.energy),
-            grad=select(accept, current.grad, state.grad),
-        )
+        mass = self.mass.to(device=x.device, dtype=x.dtype) if isinstance(self.mass, Tensor) else self.mass
+        momentum = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        momentum = momentum * (mass.sqrt() if isinstance(mass, Tensor) else mass**0.5)
+        end, p = leapfrog(energy, state, momentum, per_chain(self.step_size, x), self.num_leapfrog_steps, mass,
+                          create_graph=create_graph)
+        kinetic0, kinetic1 = 0.5 * sum_event(momentum**2 / mass), 0.5 * sum_event(p**2 / mass)
+        log_ratio = (state.energy + kinetic0) - (end.energy + kinetic1)
+        out, accept_prob = metropolis_hastings(state, end, log_ratio, generator)
         info: Info = {"accept_prob": accept_prob}
         if collect_info:
             info["grad_norm"] = torch.linalg.vector_norm(state.grad.detach().flatten(1), dim=1)
-            info["divergent"] = (~torch.isfinite(current.energy.detach())).to(x.dtype)
+            info["divergent"] = (~torch.isfinite(end.energy.detach())).to(x.dtype)
         return out, info

@@ -7,7 +7,7 @@ after burn-in and compare their pooled histogram with the true cell masses (``tv
 ``exact`` row is the same number of exact i.i.d. draws: its TV is the noise floor for independent samples.
 Also reported: ESS per gradient evaluation (min over the two coordinates), acceptance rate, wall time.
 
-The prediction under test (SPEC.md): uncorrected AniLA targets ∝ π/γ, so its TV stays above the floor at
+The prediction under test: uncorrected AniLA targets ∝ π/γ, so its TV stays above the floor at
 every step size, while Metropolis-adjusted AniLA's does not.
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import cell_log_prob, sample_divergences
-from anila.samplers import HMC, MALA, AniLA, ChainState, Langevin, MetropolisAniLA, run_chains
+from anila.samplers import REGISTRY, ChainState, DualAveraging, accepts, make, name_of, run_chains
 from anila.studies.common import TARGETS, markdown_table, write_csv
 
 #: Step sizes per target, chosen around each target's stability limit (h ≲ 4 · smallest variance).
@@ -48,35 +49,42 @@ QUICK = BiasSettings(chains=300, steps=100, burn_in=20, thin=5, resolution=32, f
 
 
 def sampler_grid(target: str, full_grid: bool = True) -> list[dict]:
-    """Every (label, sampler, step_size, threshold, variant) row of the sweep for one target."""
+    """Every (label, sampler, step_size, threshold, variant) row of the sweep for one target: every registered
+    sampler at each Langevin-equivalent step ``h`` (integrators at ``ε = sqrt(h)``), each threshold for samplers
+    that have one, AniLA's switches, and every exact sampler adapted by dual averaging from ``100 h``."""
     quick = not full_grid
     steps = STEP_SIZES[target][1:2] if quick else STEP_SIZES[target]
     thresholds = THRESHOLDS[1:2] if quick else THRESHOLDS
     rows = []
     for h in steps:
-        rows.append(dict(sampler="Langevin", step_size=h, obj=Langevin(step_size=h)))
-        rows.append(dict(sampler="MALA", step_size=h, obj=MALA(step_size=h)))
-        # HMC with L leapfrog steps of size sqrt(h): one leapfrog step of size ε is a Langevin step h = ε².
-        rows.append(dict(sampler="HMC", step_size=math.sqrt(h),
-                         obj=HMC(step_size=math.sqrt(h), num_leapfrog_steps=5)))
-        for b in thresholds:
-            for variant, switches in ANILA_VARIANTS.items():
-                if quick and variant != "default":
-                    continue
-                rows.append(dict(sampler="AniLA", variant=variant, step_size=h, threshold=b,
-                                 obj=AniLA(step_size=h, threshold=b, **switches)))
-            rows.append(dict(sampler="MetropolisAniLA", step_size=h, threshold=b,
-                             obj=MetropolisAniLA(step_size=h, threshold=b)))
+        for name in REGISTRY:
+            for b in thresholds if accepts(name, "threshold") else (None,):
+                variants = ANILA_VARIANTS if name == "anila" and not quick else {"default": {}}
+                for variant, switches in variants.items():
+                    sampler = make(name, langevin_step=h, **({"threshold": b} if b is not None else {}), **switches)
+                    row = dict(sampler=name, step_size=sampler.step_size, langevin_step=h, obj=sampler)
+                    rows.append({**row, **({"threshold": b} if b is not None else {}),
+                                 **({"variant": variant} if variant != "default" else {})})
+                    if sampler.is_exact and variant == "default":  # adaptation from a step 100x too large
+                        rows.append({**row, "sampler": f"{name}+adapt", "step_size": 100 * sampler.step_size,
+                                     "obj": sampler.with_step_size(100 * sampler.step_size), "adapt": True,
+                                     **({"threshold": b} if b is not None else {})})
     return rows
 
 
-def run_sampler(sampler, energy, x0: torch.Tensor, settings: BiasSettings, generator: torch.Generator):
-    """Run in blocks of ``settings.block`` steps (γ recomputed per block for per_iteration AniLA).
+def run_sampler(sampler, energy, x0: torch.Tensor, settings: BiasSettings, generator: torch.Generator,
+                adapt: bool = False):
+    """Run in blocks of ``settings.block`` steps (γ recomputed per block for per_iteration AniLA); with
+    ``adapt`` each chain's step is first tuned by dual averaging during the burn-in.
 
-    Returns ``(kept states (draws, chains, 2), mean accept_prob or nan)``."""
+    Returns ``(kept states (draws, chains, 2), mean accept_prob or nan, the step size used)``."""
     total = settings.burn_in + settings.steps
     state, kept, accepts = ChainState.at(x0), [], []
     done = 0
+    if adapt:
+        adapted = run_chains(sampler, energy, state, 0, generator=generator, num_warmup=settings.burn_in,
+                             adaptation=DualAveraging(target_accept=REGISTRY[name_of(sampler)].target_accept))
+        sampler, state, done = sampler.with_step_size(adapted.step_size), adapted.state, settings.burn_in
     while done < total:
         n = min(settings.block, total - done)
         result = run_chains(sampler, energy, ChainState.at(state.x), n, generator=generator,
@@ -88,7 +96,8 @@ def run_sampler(sampler, energy, x0: torch.Tensor, settings: BiasSettings, gener
             accepts.append(result.info["accept_prob"].mean())
         state, done = result.state, done + n
     accept = float(torch.stack(accepts).mean()) if accepts else math.nan
-    return torch.stack(kept), accept
+    step = sampler.step_size
+    return torch.stack(kept), accept, float(step.mean()) if isinstance(step, torch.Tensor) else step
 
 
 def run(out_dir: str | Path, *, quick: bool = False, settings: BiasSettings | None = None) -> list[dict]:
@@ -99,8 +108,8 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: BiasSettings | No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    for target_name, (make, bound) in TARGETS.items():
-        energy = make().double()
+    for target_name, (make_target, bound) in TARGETS.items():
+        energy = make_target().double()
         g = torch.Generator().manual_seed(settings.seed)
         x0 = energy.sample(settings.chains, generator=g)
         num_kept = settings.chains * (settings.steps // settings.thin)
@@ -111,20 +120,22 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: BiasSettings | No
         for spec in sampler_grid(target_name, settings.full_grid):
             sampler = spec.pop("obj")
             start = time.perf_counter()
-            kept, accept = run_sampler(sampler, energy, x0, settings, g)
+            kept, accept, used = run_sampler(sampler, energy, x0, settings, g, adapt=spec.pop("adapt", False))
             wall = time.perf_counter() - start
-            grads = (settings.burn_in + settings.steps) * getattr(sampler, "num_leapfrog_steps", 1)
+            spec["step_used"] = used
+            grads = (settings.burn_in + settings.steps) * sampler.gradients_per_step
             ess = effective_sample_size(kept.movedim(0, 1)).min().item()  # (chains, draws, 2)
             d = sample_divergences(kept.reshape(-1, 2), None, bound, settings.resolution, truth=truth)
             rows.append(dict(target=target_name, **spec, **d, ess_per_grad=ess / (settings.chains * grads),
                              accept=accept, wall_s=wall))
     write_csv(rows, out_dir / "bias.csv")
-    (out_dir / "bias.md").write_text(report(rows, settings))
+    atomic_write_text(out_dir / "bias.md", report(rows, settings))
     plot(rows, out_dir)
     return rows
 
 
-COLUMNS = ("sampler", "variant", "step_size", "threshold", "tv", "kl_hist_true", "outside", "ess_per_grad",
+COLUMNS = ("sampler", "variant", "langevin_step", "step_size", "step_used", "threshold", "tv", "kl_hist_true",
+           "outside", "ess_per_grad",
            "accept", "wall_s")
 
 
@@ -151,14 +162,15 @@ def plot(rows: list[dict], out_dir: Path) -> None:
             if r["sampler"] == "exact" or r.get("variant", "default") != "default":
                 continue
             label = r["sampler"] + (f" b={r['threshold']}" if "threshold" in r else "")
-            x = r["step_size"] ** 2 if r["sampler"] == "HMC" else r["step_size"]  # HMC: equivalent Langevin h
+            x = r["langevin_step"]  # integrators at ε = sqrt(h)
             series.setdefault(label, []).append((x, r["tv"]))
         for label, points in sorted(series.items()):
             xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, marker="o", label=label, linestyle="--" if "Metropolis" in label else "-")
+            ax.plot(xs, ys, marker="o", label=label, linestyle="--" if "+adapt" in label else "-")
         ax.axhline(floor, color="k", linewidth=0.8, label="exact samples (noise floor)")
-        ax.set(xscale="log", yscale="log", xlabel="step size h (HMC: ε²)", ylabel="TV to truth", title=target)
+        ax.set(xscale="log", yscale="log", xlabel="Langevin-equivalent step h (integrators: ε²)",
+               ylabel="TV to truth", title=target)
         ax.legend(fontsize=6)
         fig.tight_layout()
-        fig.savefig(out_dir / f"bias_{target}.png", dpi=120)
+        save_figure(fig, out_dir / f"bias_{target}.png", dpi=120)
         plt.close(fig)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import cell_log_prob, sample_divergences
-from anila.samplers import HMC, MALA, AniLA, Langevin, MetropolisAniLA, run_chains
+from anila.samplers import REGISTRY, DualAveraging, accepts, make, run_chains
 from anila.studies.bias import STEP_SIZES
 from anila.studies.common import TARGETS, markdown_table, write_csv
 
 STARTS = {"rings": (0.0, 0.0), "gaussian_cond100": (-3.0, 3.0), "8gaussians": (0.0, 0.0)}
-LEAPFROG = 5
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,13 @@ QUICK = ConvergenceSettings(chains=500, grad_evals=100, checkpoints=10, resoluti
 
 
 def samplers(target: str, threshold: float) -> dict:
+    """Every registered sampler at the target's middle Langevin-equivalent step (integrators at ``sqrt(h)``),
+    keyed by registry name; every exact sampler also as ``<name>+adapt``: started at ``100 h`` and adapted by
+    dual averaging during its first quarter of gradient evaluations (counted in the budget)."""
     h = STEP_SIZES[target][1]
-    return {"Langevin": Langevin(step_size=h), "AniLA": AniLA(step_size=h, threshold=threshold),
-            "MALA": MALA(step_size=h), "MetropolisAniLA": MetropolisAniLA(step_size=h, threshold=threshold),
-            "HMC": HMC(step_size=math.sqrt(h), num_leapfrog_steps=LEAPFROG)}
+    out = {name: make(name, langevin_step=h, threshold=threshold) for name in REGISTRY}
+    out.update({f"{name}+adapt": s.with_step_size(100 * s.step_size) for name, s in list(out.items()) if s.is_exact})
+    return out
 
 
 def fit_rate(evals: list[int], tvs: list[float], gap_min: float) -> dict[str, float]:
@@ -74,8 +77,8 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: ConvergenceSettin
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, curves = [], {}
-    for target_name, (make, bound) in TARGETS.items():
-        energy = make().double()
+    for target_name, (make_target, bound) in TARGETS.items():
+        energy = make_target().double()
         g = torch.Generator().manual_seed(settings.seed)
         truth = cell_log_prob(energy.log_prob, bound, settings.resolution)
         floor = sample_divergences(energy.sample(settings.chains, generator=g), None, bound, settings.resolution,
@@ -83,21 +86,33 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: ConvergenceSettin
         x0 = torch.tensor(STARTS[target_name], dtype=torch.float64) + 0.05 * torch.randn(
             settings.chains, 2, generator=g, dtype=torch.float64)
         for name, sampler in samplers(target_name, settings.threshold).items():
-            per_step = getattr(sampler, "num_leapfrog_steps", 1)
+            per_step = sampler.gradients_per_step
             steps = settings.grad_evals // per_step
             thin = max(1, steps // settings.checkpoints)
-            traj = run_chains(sampler, energy, x0, steps, generator=g, record_trajectory=True, thin=thin).trajectory
-            evals = [min(i * thin, steps) * per_step for i in range(len(traj))]
+            warmup = steps // 4 if name.endswith("+adapt") else 0
+            adaptation = DualAveraging(REGISTRY[name.removesuffix("+adapt")].target_accept) if warmup else None
+            start = x0
+            if warmup:
+                warm = run_chains(sampler, energy, x0, 0, generator=g, num_warmup=warmup, adaptation=adaptation)
+                sampler, start = sampler.with_step_size(warm.step_size), warm.state
+            traj = run_chains(sampler, energy, start, steps - warmup, generator=g, record_trajectory=True,
+                              thin=thin).trajectory
+            evals = [(warmup + min(i * thin, steps - warmup)) * per_step for i in range(len(traj))]
+            if warmup:  # the curve starts at the poor start; the warm-up's gradients count in the budget
+                traj, evals = torch.cat([x0[None], traj]), [0, *evals]
             tvs = [sample_divergences(x, None, bound, settings.resolution, truth=truth)["tv"] for x in traj]
             curves[(target_name, name)] = (evals, tvs)
-            rows.append(dict(target=target_name, sampler=name, step_size=sampler.step_size,
-                             threshold=getattr(sampler, "threshold", math.nan), tv_floor=floor,
+            step = sampler.step_size
+            rows.append(dict(target=target_name, sampler=name,
+                             step_size=float(step.mean()) if isinstance(step, torch.Tensor) else step,
+                             threshold=settings.threshold if accepts(name.removesuffix("+adapt"), "threshold")
+                             else math.nan, tv_floor=floor,
                              tv_at_end=tvs[-1], **fit_rate(evals, tvs, settings.gap_min)))
     write_csv(rows, out_dir / "convergence.csv")
     text = [f"Settings: {asdict(settings)}; start points {STARTS}\n\n"]
     text.append(markdown_table(rows, ("target", "sampler", "step_size", "threshold", "tv_floor", "moved",
                                       "tv_limit", "rate", "half_life", "evals_to_settle")))
-    (out_dir / "convergence.md").write_text("".join(text))
+    atomic_write_text(out_dir / "convergence.md", "".join(text))
     plot(curves, rows, out_dir)
     return rows
 
@@ -112,11 +127,11 @@ def plot(curves: dict, rows: list[dict], out_dir: Path) -> None:
         fig, ax = plt.subplots(figsize=(6, 4))
         for (t, name), (evals, tvs) in curves.items():
             if t == target:
-                ax.plot(evals, tvs, label=name, linestyle="--" if name in ("MALA", "MetropolisAniLA", "HMC") else "-")
+                ax.plot(evals, tvs, label=name, linestyle="--" if name.endswith("+adapt") else "-")
         floor = next(r["tv_floor"] for r in rows if r["target"] == target)
         ax.axhline(floor, color="k", linewidth=0.8, label="exact samples (noise floor)")
         ax.set(yscale="log", xlabel="gradient evaluations", ylabel="TV to truth", title=f"{target}: from a poor start")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / f"convergence_{target}.png", dpi=120)
+        save_figure(fig, out_dir / f"convergence_{target}.png", dpi=120)
         plt.close(fig)

@@ -1,9 +1,12 @@
 """Study 3: EBM training at an equal budget of gradient evaluations (the paper's toy figure, quantified).
 
 For each data set, sampler, budget ``K`` (input-gradient evaluations per training iteration) and seed, train
-the per-point MLP with short-run chains from fresh Gaussian×2 noise. HMC spends ``K`` as ``K / L``
-transitions of ``L = 5`` leapfrog steps (at least one). All samplers share one step size and noise scale; the
-AniLA samplers add one threshold. After training we report:
+the per-point MLP with short-run chains from fresh Gaussian×2 noise. Samplers are keyed by registry name; one
+whose step costs several gradients (HMC: its leapfrog steps, parallel tempering: its replicas) spends ``K`` as
+``K / gradients_per_step`` transitions (at least one). All samplers share one Langevin-equivalent step size
+(integrators at ``sqrt(h)``) and noise scale; those with a threshold share one. ``<name>+adapt`` starts the
+exact sampler at ``100 h`` and adapts its step across iterations by dual averaging toward its target acceptance
+(``[sampler] adapt = true``). After training we report:
 
 - ``kl_true_model`` and ``tv``: the learned ``exp(-E)``, normalised on a 256² grid, against the true density
   (data sets with a closed form only);
@@ -28,15 +31,16 @@ import torch
 from anila.chains import ChainInit
 from anila.data.toy import toy_dataset
 from anila.energies import MLPEnergy
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.samplers import HMC, MALA, AniLA, Langevin, MetropolisAniLA, sample_chains
+from anila.samplers import REGISTRY, AdaptiveStepSize, DualAveraging, make, sample_chains
 from anila.studies.common import markdown_table, write_csv
 from anila.train.loop import TrainSettings, make_train_state, train
 
 DATASETS = ("rings", "8gaussians", "25gaussians", "checkerboard", "pinwheel", "2spirals")
-SAMPLERS = ("Langevin", "AniLA", "MALA", "MetropolisAniLA", "HMC")
+SAMPLERS = ("langevin", "anila", "mala", "metropolis_anila", "hmc", "psgld", "metropolis_psgld", "underdamped",
+            "parallel_tempering", "mala+adapt", "hmc+adapt")
 BUDGETS = (5, 10, 20, 50, 100)
-LEAPFROG = 5
 
 
 @dataclass(frozen=True)
@@ -56,25 +60,26 @@ class BudgetSettings:
     grid_resolution: int = 256
 
 
-QUICK = BudgetSettings(datasets=("rings", "8gaussians"), samplers=("Langevin", "AniLA", "HMC"), budgets=(5, 10),
+QUICK = BudgetSettings(datasets=("rings", "8gaussians"), samplers=("langevin", "anila", "hmc", "mala+adapt"),
+                       budgets=(5, 10),
                        seeds=(0,), iterations=30, num_eval_samples=200, grid_resolution=64)
 
 
 def make_sampler(name: str, budget: int, settings: BudgetSettings):
-    """``(sampler, transitions per iteration)`` spending ``budget`` gradient evaluations."""
-    h, b = settings.step_size, settings.threshold
-    if name == "HMC":
-        return HMC(step_size=math.sqrt(h), num_leapfrog_steps=LEAPFROG), max(1, budget // LEAPFROG)
-    table = {"Langevin": Langevin(step_size=h), "AniLA": AniLA(step_size=h, threshold=b), "MALA": MALA(step_size=h),
-             "MetropolisAniLA": MetropolisAniLA(step_size=h, threshold=b)}
-    return table[name], budget
+    """``(sampler, transitions per iteration, adaptation or None)`` spending ``budget`` gradient evaluations."""
+    base = name.removesuffix("+adapt")
+    sampler = make(base, langevin_step=settings.step_size, threshold=settings.threshold)
+    transitions = max(1, budget // sampler.gradients_per_step)
+    if base == name:
+        return sampler, transitions, None
+    return sampler.with_step_size(100 * sampler.step_size), transitions, DualAveraging(REGISTRY[base].target_accept)
 
 
 def train_one(dataset_name: str, sampler_name: str, budget: int, seed: int, settings: BudgetSettings) -> dict:
     from anila.metrics.samples import mmd, mode_metrics_for
 
     dataset = toy_dataset(dataset_name)
-    sampler, transitions = make_sampler(sampler_name, budget, settings)
+    sampler, transitions, adaptation = make_sampler(sampler_name, budget, settings)
     train_settings = TrainSettings(iterations=settings.iterations, batch_size=settings.batch_size,
                                    num_steps=transitions, lr=settings.lr, l2_reg=settings.l2_reg, seed=seed,
                                    log_every=settings.iterations)
@@ -82,6 +87,8 @@ def train_one(dataset_name: str, sampler_name: str, budget: int, seed: int, sett
     torch.manual_seed(seed)
     energy = MLPEnergy(dim=2, width=64, depth=4)
     state = make_train_state(energy, train_settings, chains, (2,))
+    if adaptation is not None:
+        state.adaptation = AdaptiveStepSize(adaptation, sampler.step_size)
     start = time.perf_counter()
     row = dict(dataset=dataset_name, sampler=sampler_name, budget=budget, transitions=transitions, seed=seed)
     try:
@@ -91,6 +98,9 @@ def train_one(dataset_name: str, sampler_name: str, budget: int, seed: int, sett
         return row
     row["wall_s"] = time.perf_counter() - start
     row["diverged"] = False
+    if state.adaptation is not None:
+        sampler = sampler.with_step_size(float(state.adaptation.step_size()))
+        row["adapted_step_size"] = sampler.step_size
     energy.eval()
     g = torch.Generator().manual_seed(10_000 + seed)
     with torch.no_grad():
@@ -156,7 +166,7 @@ def write_report(rows: list[dict], settings: BudgetSettings, out_dir: Path, note
     summary = summarise(rows, METRICS)
     text = f"Settings: {asdict(settings)}\n\n{note}" + markdown_table(
         summary, ("dataset", "sampler", "budget", "runs", "diverged", *METRICS))
-    (out_dir / "equal_budget.md").write_text(text)
+    atomic_write_text(out_dir / "equal_budget.md", text)
     plot(rows, settings, out_dir)
 
 
@@ -201,5 +211,5 @@ def plot(rows: list[dict], settings: BudgetSettings, out_dir: Path) -> None:
                title=dataset)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / f"equal_budget_{dataset}.png", dpi=120)
+        save_figure(fig, out_dir / f"equal_budget_{dataset}.png", dpi=120)
         plt.close(fig)

@@ -13,7 +13,11 @@
 
 ``precision = "bf16"`` and ``channels_last`` (in :mod:`anila.train.loop`) complete the set.
 
->>> energy_for_chains = sampling_energy(energy, TrainSettings(compile=True), torch.device("cpu"))  # doctest: +SKIP
+>>> from anila.energies import MLPEnergy
+>>> energy = MLPEnergy(dim=2)
+>>> sampling_energy(energy, False, False, torch.device("cpu")) is None    # no switch: the chains use ``energy``
+True
+>>> energy_for_chains = sampling_energy(energy, True, False, torch.device("cpu"))  # compiled on first call
 """
 
 from __future__ import annotations

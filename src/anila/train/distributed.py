@@ -16,7 +16,9 @@ all-reduced (a step is applied only if every rank accepts it), so all ranks roll
 Backends: ``nccl`` when CUDA is available (each rank on ``cuda:LOCAL_RANK``), else ``gloo`` on the CPU.
 Only the contrastive divergence objective (``objective.name = "cd"``) runs on several processes.
 
->>> context = init_distributed()  # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun  # doctest: +SKIP
+>>> context = init_distributed()  # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun; else a no-op
+>>> context.enabled, context.world_size, context.is_main   # one process here
+(False, 1, True)
 >>> state.ddp = context.wrap(state.energy)  # doctest: +SKIP
 """
 

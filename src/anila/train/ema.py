@@ -24,9 +24,13 @@ class EMA:
     evaluate with; it stays on the device it was created on and in the train/eval mode the model had then.
     ``state_dict()`` / ``load_state_dict()`` hold the shadow's tensors only (ready for safetensors).
 
-    >>> ema = EMA(energy, decay=0.999)     # doctest: +SKIP
-    >>> optimizer.step(); ema.update(energy)  # doctest: +SKIP
-    >>> x = sample_chains(sampler, ema.shadow, x0, 100)  # doctest: +SKIP
+    >>> from anila.energies import MLPEnergy
+    >>> from anila.samplers import Langevin, sample_chains
+    >>> energy = MLPEnergy(dim=2)
+    >>> optimizer = torch.optim.Adam(energy.parameters(), lr=1e-3)
+    >>> ema = EMA(energy, decay=0.999)
+    >>> energy(torch.randn(8, 2)).mean().backward(); optimizer.step(); ema.update(energy)
+    >>> x = sample_chains(Langevin(step_size=0.01), ema.shadow, torch.randn(8, 2), 10)
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999):

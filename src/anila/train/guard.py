@@ -22,13 +22,14 @@ goes back.
 
 >>> guard = GuardSettings(max_retries=3, shrink=0.5, max_energy_gap=100.0)
 >>> guarded_train(state, GuardState(sampler), chains, data, settings, guard, rollback=rollback)  # doctest: +SKIP
+
+(a complete run: ``examples/resume_an_interrupted_run.py``, or :func:`anila.train.run_training`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ class StepRejected(TrainingDiverged):
         super().__init__(f"training diverged at iteration {iteration}: {reason}; the step was not applied")
 
 
-def gradient_norm(parameters: list[Tensor]) -> Tensor:
+def gradient_norm(parameters: Sequence[Tensor]) -> Tensor:
     """Global L2 norm of the parameters' gradients, on their device (no synchronisation)."""
     grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
@@ -127,7 +128,7 @@ def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor
 
 def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     """The same sampler with ``step_size`` multiplied by ``factor``."""
-    return dataclasses.replace(sampler, step_size=sampler.step_size * factor)
+    return sampler.with_step_size(sampler.step_size * factor)
 
 
 def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
@@ -167,8 +168,11 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
             for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
                 group["lr"] = lr
             guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)
+            if state.adaptation is not None:  # an adapted step: cool the adapted value down as well
+                state.adaptation.scale(guard.shrink)
             seed = settings.seed + guard_state.retries * RESEED_STRIDE
             state.generator.manual_seed(seed)
             emit({"event": "step_rejected", "iteration": exc.iteration, "reason": exc.reason,
                   "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
-                  "step_size": [step_before, guard_state.sampler.step_size], "seed": seed})
+                  "step_size": [step_before, guard_state.sampler.step_size],
+                  "seed": seed})

@@ -25,6 +25,7 @@ from anila.errors import ConfigError
 from anila.objectives.contrastive import contrastive_divergence
 from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
+from anila.samplers.adapt import AdaptiveStepSize
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
@@ -51,7 +52,8 @@ class TrainSettings:
     parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
     under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs, as are
     ``compile`` (the chains' energy through ``torch.compile``) and ``cuda_graphs`` (CUDA only): see
-    :mod:`anila.train.acceleration`.
+    :mod:`anila.train.acceleration`. ``threads``: torch CPU threads for a run (0: one for point data, torch's
+    choice for images; see :mod:`anila.train.threads`); the run layer applies it, this loop does not.
     """
 
     iterations: int = 1000
@@ -72,6 +74,7 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
@@ -81,7 +84,7 @@ class TrainSettings:
                            ("iterations", MAX_ITERATIONS)):
             if getattr(self, name) > most:
                 raise ValueError(f"{name} must be <= {most}, got {getattr(self, name)}")
-        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed"):
+        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -119,6 +122,7 @@ class TrainState:
     bank: NearestNeighbourBank | None = None
     chain_energy: Callable[[Tensor], Tensor] | None = None  # compiled view of ``energy`` for the chains
     ddp: nn.Module | None = None
+    adaptation: AdaptiveStepSize | None = None  # the sampler's step size, tuned across iterations
 
     @property
     def loss_energy(self) -> nn.Module:
@@ -154,7 +158,7 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     device = resolve_device(settings.device)
     energy.to(device)
     if settings.channels_last:
-        energy.to(memory_format=torch.channels_last)
+        energy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     optimizer = make_adam(energy, settings.lr, (settings.beta1, settings.beta2), device)
     chain_energy = sampling_energy(energy, settings.compile, settings.cuda_graphs, device)
@@ -204,18 +208,25 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
              collect_info: bool, objective: Objective | None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
     """Sampling and the loss of one iteration: ``(loss, metrics, per-step sampler info)``."""
     info: dict[str, Tensor] = {}
+    metrics: dict[str, Tensor] = {}
     if objective is None or isinstance(objective, ImprovedCD):
         improved = objective
         x0, indices = chains.initial(x_pos, state.buffer, state.generator)
         if improved is not None and improved.augment and indices is not None and x0.dim() == 4:
             x0 = Augmentation()(x0, state.generator)
         chain_energy = state.chain_energy if state.chain_energy is not None and improved is None else state.energy
-        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,
+        if state.adaptation is not None:
+            sampler = sampler.with_step_size(state.adaptation.step_size())
+        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
                             record_info=collect_info, differentiable_last_step=improved is not None)
+        if state.adaptation is not None and result.accept_rate is not None:
+            state.adaptation.update(result.accept_rate.mean())
+            metrics["step_size"] = state.adaptation.step_size()
         x_neg = result.x.detach()
         if state.buffer is not None:
-            state.buffer.push(x_neg, indices)
-        loss, metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+            state.buffer.push(x_neg, indices)  # type: ignore[arg-type]  # a buffer's draws always have indices
+        loss, cd_metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
+        metrics.update(cd_metrics)
         if improved is not None:
             if state.bank is None:
                 state.bank = NearestNeighbourBank(improved.bank_size)

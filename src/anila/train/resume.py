@@ -5,6 +5,7 @@
 
     model.*       the energy's ``state_dict``            ema.*     the EMA shadow (when kept)
     optimizer.*   the optimizer's state tensors          buffer.*  replay buffer / persistent chains
+    adaptation.*  the adapted sampler step (dual averaging)
     bank.*        improved CD's nearest-neighbour bank   rng.*     RNG states as uint8 tensors:
                   ``generator`` (the loop's), ``torch`` (CPU global), ``cuda.N``, ``numpy``, ``python``
 
@@ -16,8 +17,15 @@ uninterrupted run has at every later iteration (on the same device and software)
 :func:`check_resumable` compares a config with the one a checkpoint was written under and names every key
 that differs (except those a resumed run may change: :data:`RESUMABLE_KEYS`).
 
->>> groups, meta = capture(state); save_checkpoint(path, groups, {**meta, "config": config.to_dict()})  # doctest: +SKIP
->>> groups, meta = load_checkpoint(path); restore(state, groups, meta)  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> from anila.chains import ChainInit
+>>> from anila.energies import MLPEnergy
+>>> from anila.train import TrainSettings, load_checkpoint, make_train_state, save_checkpoint
+>>> state = make_train_state(MLPEnergy(dim=2), TrainSettings(), ChainInit(), (2,))
+>>> path = Path(tempfile.mkdtemp()) / "iter_0000000.safetensors"
+>>> groups, meta = capture(state); _ = save_checkpoint(path, groups, meta)
+>>> groups, meta = load_checkpoint(path); restore(state, groups, meta)
 """
 
 from __future__ import annotations
@@ -83,7 +91,8 @@ def restore_rng(generator: torch.Generator, tensors: dict[str, Tensor], scalars:
 
 def _optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, Tensor):
@@ -115,6 +124,8 @@ def capture(state: TrainState) -> tuple[dict[str, dict[str, Tensor]], dict[str, 
         groups["ema"] = state.ema.state_dict()
     if state.bank is not None and state.bank.tensor() is not None:
         groups["bank"] = state.bank.state_dict()
+    if state.adaptation is not None:
+        groups["adaptation"] = state.adaptation.state_dict()
     return groups, {"iteration": state.iteration, "optimizer": optimizer_meta, "rng": rng_scalars}
 
 
@@ -135,6 +146,10 @@ def restore(state: TrainState, groups: dict[str, dict[str, Tensor]], meta: dict[
             raise ValueError("the checkpoint's EMA does not match the configured train.ema_decay")
         if state.ema is not None:
             state.ema.load_state_dict(groups["ema"])
+        if (state.adaptation is None) != ("adaptation" not in groups):
+            raise ValueError("the checkpoint's step-size adaptation does not match the configured sampler.adapt")
+        if state.adaptation is not None:
+            state.adaptation.load_state_dict(groups["adaptation"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"checkpoint does not fit this model: {str(exc).splitlines()[0]}") from None
     if "bank" in groups:

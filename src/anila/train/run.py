@@ -5,7 +5,9 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
-on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint.
+on the grid); for your own points (``name = "points"``) see :mod:`anila.train.evaluate_points`; for images
+``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint; for every run ``curves.png``,
+the training curves (:mod:`anila.train.curves`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shlex
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 import torch
@@ -32,6 +35,8 @@ from anila.errors import AnilaError, ConfigError, DataError, OutputError, RunFol
 from anila.io import atomic_write_text
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
+from anila.samplers.adapt import AdaptiveStepSize
+from anila.samplers.registry import name_of
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
@@ -42,12 +47,14 @@ from anila.train.checkpoint import (
     save_checkpoint,
     warn,
 )
+from anila.train.curves import plot_curves
 from anila.train.distributed import current
 from anila.train.folder import check_fresh_folder
 from anila.train.guard import GuardState, guarded_train
 from anila.train.lock import RunLock
 from anila.train.loop import TrainState, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
+from anila.train.threads import apply_threads
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -71,12 +78,16 @@ def load_data(config: Config, device: torch.device):
         probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
         validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
         return sample, dataset, None
-    kwargs = {"size": data.image_size or 8} if data.name == "digits" else {}
+    if data.name == "points":  # your own point file: anila.train.evaluate_points
+        from anila.train.evaluate_points import point_sampler
+
+        return point_sampler(config, device)[0], None, None
+    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
         kwargs = {"split": data.split}
-    dataset = image_dataset(data.name, data.root, **kwargs)
-    images = (dataset if data.holdout_class is None else dataset.select(exclude=data.holdout_class)).images
+    images_set = image_dataset(data.name, data.root, **kwargs)
+    images = (images_set if data.holdout_class is None else images_set.select(exclude=data.holdout_class)).images
     validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
     return batch_sampler(images, noise_std=data.noise_std), None, images
@@ -116,11 +127,12 @@ class _CheckpointWriter:
         config, out_dir = self.config, self.out_dir
         save_train_state(config, state, out_dir, self.guard)
         self.last = state.iteration
-        if not config.data.is_toy and current().is_main:
+        if not config.data.is_points and current().is_main:
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
-            samples = draw_samples(config, state.eval_energy, GRID_IMAGES, generator=generator)
+            samples = draw_samples(adapted_config(config, state.adaptation), state.eval_energy, GRID_IMAGES,
+                                   generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
                             f"iteration {state.iteration}")
 
@@ -190,10 +202,16 @@ def write_samples(config: Config, energy: torch.nn.Module, num: int, out: str | 
     batch = max(1, min(10000, SAMPLE_BATCH_VALUES // values))
     batches = iter_samples(config, energy, num, num_steps=num_steps, generator=generator, batch_size=batch,
                            augment_every=augment_every)
+    to_data = None
+    if config.data.name == "points":  # back to the data's units (the run trained on standardised points)
+        from anila.train.evaluate_points import point_cloud
+
+        to_data = point_cloud(config.data).to_data
     with NpyWriter(out, (num, *event)) as writer, tqdm(total=num, desc="sample", unit="samples",
                                                        disable=None if progress is None else not progress) as bar:
         for samples in batches:
-            writer.write(samples.cpu().numpy())
+            samples = samples.cpu() if to_data is None else to_data(samples.cpu())
+            writer.write(samples.numpy())
             bar.update(len(samples))
     return (num, *event)
 
@@ -219,7 +237,7 @@ def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool)
                           tidy=context.is_main) or {}
         if "guard" in meta:
             step_size = meta["guard"]["sampler_step_size"]
-            guard = GuardState(dataclasses.replace(config.sampler, step_size=step_size), meta["guard"]["retries"],
+            guard = GuardState(config.sampler.with_step_size(step_size), meta["guard"]["retries"],
                                meta["guard"].get("good_since", 0))
         if context.is_main:
             truncate_metrics(metrics_path, state.iteration)
@@ -378,9 +396,12 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
                           "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
     check_memory(config)
+    apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
+    if config.adaptation is not None:
+        state.adaptation = AdaptiveStepSize(config.adaptation, config.sampler.step_size, state.generator.device)
     state.ddp = context.wrap(state.energy)
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
@@ -396,6 +417,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
                           progress=progress and main_rank, objective=objective, stop=_stop_check(stop))
             if state.iteration < config.train.iterations:  # only a stop ends the loop early
                 raise _stopped(config, state, out_dir, writer, stop)
+            config = adapted_config(config, state.adaptation)  # figures sample with the adapted step
             before_figures = "after the last iteration, before the figures and summary.json were written"
             if stop and main_rank:
                 raise _stopped(config, state, out_dir, writer, stop, during=before_figures)
@@ -406,8 +428,14 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
                     summary = RunSummary(out_dir=out_dir)
                 elif images is not None:
                     summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
+                elif not config.data.is_toy:
+                    from anila.train.evaluate_points import evaluate_points_run
+
+                    summary = evaluate_points_run(config, state.eval_energy, out_dir)
                 else:
                     summary = evaluate_run(config, state.eval_energy, out_dir)
+                if main_rank:  # curves.png: loss, energy gap, gradient norm, clip fraction / acceptance, grid KL
+                    summary.figures.append(plot_curves([out_dir], out_dir / "curves.png", title=run_title(config)))
             except KeyboardInterrupt:
                 if not stop:
                     raise
@@ -430,7 +458,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
 
 def run_title(config: Config) -> str:
     """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
-    sampling = f"{type(config.sampler).__name__}, K={config.train.num_steps}"
+    sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
     if config.objective.uses_sampler:
         return f"{config.data.name}: {sampling}"
     if hasattr(config.objective, "sample"):
@@ -487,6 +515,13 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
     return summary
 
 
+def adapted_config(config: Config, adaptation: AdaptiveStepSize | None) -> Config:
+    """The config whose sampler uses the step size adapted during training (``[sampler] adapt = true``)."""
+    if adaptation is None:
+        return config
+    return dataclasses.replace(config, sampler=config.sampler.with_step_size(float(adaptation.step_size())))
+
+
 def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module]:
     """Rebuild the config and the trained energy from a checkpoint file or run folder.
 
@@ -500,6 +535,10 @@ def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module
         config = config_from_dict(meta["config"])
     except ConfigError as exc:
         raise DataError(f"checkpoint {checkpoint}: its config is invalid ({exc})") from None
+    if config.adaptation is not None and "adaptation" in groups:  # sample with the step adapted in training
+        adaptation = AdaptiveStepSize(config.adaptation, 1.0)
+        adaptation.load_state_dict(groups["adaptation"])
+        config = adapted_config(config, adaptation)
     energy = config.build_energy()
     weights = groups.get("ema") or groups.get("model")  # sample with the EMA weights when kept
     if weights is None:

@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: install
-	$(PY) -m anila demo configs/demo_rings_anila.toml configs/demo_rings_langevin.toml --out runs/demo
+	$(PY) -m anila demo configs/demo_rings_anila.toml configs/demo_rings_langevin.toml --out runs/demo --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -56,7 +56,7 @@ def test_cuda_graphs_is_refused_off_cuda(tmp_path, capsys):
             make_train_state(MLPEnergy(dim=2, width=4, depth=1), TrainSettings(cuda_graphs=True, device="auto"),
                              ChainInit(), (2,))
     path = tmp_path / "graphs.toml"
-    path.write_text('[train]\ncuda_graphs = true\niterations = 1\n')
+    path.write_text('[data]\nname = "rings"\n[train]\ncuda_graphs = true\niterations = 1\n')
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("anila: error: train.cuda_graphs") and len(err.splitlines()) == 1

@@ -27,3 +27,23 @@ def test_digits_readability_tells_digits_from_noise(tmp_path):
     # Training digits are read confidently far more often than uniform noise.
     assert fraction[str(tmp_path / "digits.npy")] > fraction["uniform noise"] + 0.3
     assert str(tmp_path / "zeros.npy") in fraction  # every file given is scored
+
+
+def test_peers_skips_absent_libraries_cleanly(tmp_path, monkeypatch, capsys):
+    import importlib.util as iu
+
+    spec = iu.spec_from_file_location("peers_script", REPO / "benchmarks" / "peers.py")
+    peers = iu.module_from_spec(spec)
+    spec.loader.exec_module(peers)
+    monkeypatch.setattr(peers, "available", lambda distribution: False)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert peers.main(["--budget", "0.1", "--seeds", "0", "--recipes", "langevin", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "ebmkit is not installed" in out and "torchebm is not installed" in out
+    table = (tmp_path / "peers.md").read_text()
+    assert "| anila:langevin | 1 | 0 |" in table and "ebmkit" not in table

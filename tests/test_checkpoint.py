@@ -1,5 +1,6 @@
 """Checkpoints: safetensors + JSON, written atomically, corrupt or foreign files refused with a clear error."""
 
+import hashlib
 import json
 import pickle
 
@@ -14,6 +15,7 @@ from anila.train.checkpoint import (
     prune_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
+    sidecar_hash,
 )
 
 
@@ -89,7 +91,10 @@ def test_a_crafted_pickle_in_a_run_folder_is_skipped_never_executed(tmp_path):
     save_checkpoint(folder / "iter_0000001.safetensors", {"model": {"w": torch.ones(2)}}, {"iteration": 1})
     evil = folder / "iter_0000002.safetensors"
     evil.write_bytes(pickle.dumps(Boom()))
-    evil.with_suffix(".json").write_text(json.dumps({"format": "anila-checkpoint"}))  # no checksum: parsed
+    sidecar = {"format": "anila-checkpoint", "format_version": 3,
+               "sha256": hashlib.sha256(evil.read_bytes()).hexdigest()}
+    sidecar["sidecar_sha256"] = sidecar_hash(sidecar)  # valid hashes: the bytes reach the parser, which refuses them
+    evil.with_suffix(".json").write_text(json.dumps(sidecar))
     messages = []
     _, meta, _ = load_latest_checkpoint(tmp_path, report=messages.append)
     assert meta["iteration"] == 1 and "unreadable or corrupt" in messages[0]

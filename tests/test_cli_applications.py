@@ -160,7 +160,7 @@ def test_holdout_class_is_validated():
     from anila.config import config_from_dict
     from anila.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="data.holdout_class applies to digits, mnist, cifar10"):
+    with pytest.raises(ConfigError, match="data.holdout_class applies to digits, mnist, mnist5k, cifar10"):
         config_from_dict({"data": {"name": "rings", "holdout_class": 1}})
 
 

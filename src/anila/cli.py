@@ -15,21 +15,26 @@ import json
 import sys
 from pathlib import Path
 
-from anila.errors import AnilaError
+from anila.errors import AnilaError, RunInterrupted, describe_os_error
 
 
 def _train(args: argparse.Namespace) -> int:
     from anila.config import load_config
     from anila.train.distributed import init_distributed, shutdown
+    from anila.train.folder import train_config_path
+    from anila.train.interrupt import graceful_stop
     from anila.train.run import run_training
 
-    config = load_config(args.config, args.set)
+    config_path = train_config_path(args.config, args.resume)
+    config = load_config(config_path, args.set)
     if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise AnilaError(f"--resume {args.resume} continues that run folder; drop --out {args.out}")
-    out = Path(args.resume or args.out or Path("runs") / Path(args.config).stem)
+    out = Path(args.resume or args.out or Path("runs") / config_path.stem)
     context = init_distributed()  # torchrun --nproc_per_node=N: one process per rank; else a no-op
     try:
-        summary = run_training(config, out, progress=not args.quiet, resume=bool(args.resume))
+        with graceful_stop() as stop:  # SIGINT / SIGTERM: checkpoint at the current iteration, then exit 130 / 143
+            summary = run_training(config, out, progress=not args.quiet, resume=bool(args.resume),
+                                   overwrite=args.overwrite, stop=stop)
     finally:
         shutdown()
     if context.is_main:
@@ -40,24 +45,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
-    from anila.train.run import draw_samples, load_trained_energy
+    from anila.train.run import load_trained_energy, write_samples
 
-    if args.num < 1:
-        raise AnilaError(f"--num must be >= 1, got {args.num}")
     if Path(args.out).suffix != ".npy":
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
-    if args.augment_every and config.data.is_toy:
+    if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
-    samples = draw_samples(config, energy, args.num, num_steps=args.steps, generator=generator,
-                           augment_every=args.augment_every)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, samples.cpu().numpy())
-    print(f"wrote {args.num} samples, shape {tuple(samples.shape)}, to {args.out}")
+    shape = write_samples(config, energy, args.num, args.out, num_steps=args.steps, generator=generator,
+                          augment_every=args.augment_every)
+    print(f"wrote {args.num} samples, shape {shape}, to {args.out}")
     return 0
 
 
@@ -73,6 +73,7 @@ def _demo(args: argparse.Namespace) -> int:
     import time
 
     from anila.config import load_config
+    from anila.samplers import registry
     from anila.train.run import run_training
 
     out = Path(args.out)
@@ -81,10 +82,10 @@ def _demo(args: argparse.Namespace) -> int:
         config = load_config(path, args.set)
         name = Path(path).stem
         start = time.perf_counter()
-        summary = run_training(config, out / name, progress=not args.quiet)
+        summary = run_training(config, out / name, progress=not args.quiet, overwrite=args.overwrite)
         elapsed = time.perf_counter() - start
         kl = summary.metrics.get("kl_true_model", float("nan"))
-        print(f"{name}: {type(config.sampler).__name__}, KL(true || learned) = {kl:.4f}, "
+        print(f"{name}: {registry.name_of(config.sampler)}, KL(true || learned) = {kl:.4f}, "
               f"TV = {summary.metrics.get('tv', float('nan')):.4f}, {elapsed:.0f} s")
         results.append((name, kl))
     kls = ", ".join(f"{name} {kl:.4f}" for name, kl in results)
@@ -154,11 +155,12 @@ def _check_json_path(option: str, path: str | None) -> None:
 
 
 def _write_json(path: str | None, results: dict, *, indent: int) -> None:
-    """Write ``results`` to ``path`` (when given), creating its folder."""
+    """Write ``results`` to ``path`` (when given, atomically), creating its folder."""
     if not path:
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(results, indent=indent) + "\n")
+    from anila.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=indent) + "\n")
     print(f"results written to {path}")
 
 
@@ -251,12 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an EBM from a TOML config",
                        description="Train an EBM from a TOML config and write a run folder.")
-    p.add_argument("config", help="path to a TOML config (see configs/)")
+    p.add_argument("config", nargs="?", help="path to a TOML config (see configs/); with --resume: optional")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
-    p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("--out", help="run folder, new or empty (default: runs/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its newest good checkpoint (same config)")
+                   help="continue the run in RUN_DIR from its newest good checkpoint (its own config.toml)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the previous run in the run folder first (only the files a run writes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -278,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override applied to every config (repeatable)")
     p.add_argument("--out", default="runs/demo", help="folder for the run folders (default: runs/demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace the previous demo runs in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
 
@@ -289,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", default=[], help="legend name of each run, in order (repeatable)")
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("compare", help="run a sampler study on the toys (bias, convergence, equal_budget)",
+    p = sub.add_parser("compare", help="run a study on the toys (bias, convergence, equal_budget, time_to_quality)",
                        description="Run one of the toy studies and write CSV, Markdown and PNG results.")
-    p.add_argument("study", choices=["bias", "convergence", "equal_budget"])
+    p.add_argument("study", choices=["bias", "convergence", "equal_budget", "time_to_quality"])
     p.add_argument("--quick", action="store_true", help="a few-minute version (the tests smoke-run it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study setting, e.g. --set seeds=[0,1] (repeatable)")
@@ -382,9 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        print(f"anila: {exc}", file=sys.stderr)
+        return exc.exit_code
     except AnilaError as exc:
         print(f"anila: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path that is a file, a read-only folder, a full disk: one line, no traceback
+        print(f"anila: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("anila: interrupted", file=sys.stderr)
         return 130

@@ -2,8 +2,9 @@
 
 A config has eight sections; each maps onto one library object, whose constructor is the schema:
 
-    [data]     name = a toy data set, or an image set (digits | mnist | cifar10 | folder) with root, image_size,
-               split, noise_std                           -> anila.data.toy_dataset / image_dataset
+    [data]     name = a toy data set, points (your own file: path, key, standardize, holdout), or an image set
+               (digits | mnist | mnist5k | cifar10 | folder) with root, image_size, split, noise_std
+                                                          -> anila.data.toy_dataset / PointCloud / image_dataset
     [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
                and ``image_size`` come from the data)
     [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
@@ -15,10 +16,15 @@ A config has eight sections; each maps onto one library object, whose constructo
     [eval]     EvalConfig's fields (grid resolution, samples drawn for figures)
     [guard]    GuardSettings' fields (max_retries, shrink, max_energy_gap: the divergence guard)
 
-Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse),
-NaN or infinite numbers and out-of-range values raise :class:`ConfigError` with a one-line message naming
-``section.key`` and the valid choices. :meth:`Config.to_dict` is the resolved config (every
-default filled in) that a run writes to ``config.toml`` and that reproduces it.
+A top-level ``preset = "<name>"`` (``anila.presets``: langevin, anila, hmc_short_run, ...) fills in a named
+recipe under the config's own keys.
+
+Unknown sections or keys, wrong types (an int where a float is expected is accepted, never the reverse;
+booleans are not numbers), NaN, infinite or float32-overflowing numbers and out-of-range values raise
+:class:`ConfigError` with a one-line message naming ``section.key`` and the valid choices.
+:meth:`Config.to_dict` is the resolved config (every default filled in) that a run writes to ``config.toml``
+and that reproduces it. A config file must have a ``[data]`` section (an empty file is refused rather than
+silently training the defaults).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from torch import nn
 
 from anila.chains.init import ChainInit
 from anila.data.images import IMAGE_DATASETS
+from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
@@ -50,7 +57,8 @@ from anila.objectives.select import (
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
 )
-from anila.samplers import REGISTRY, SAMPLERS, DualAveraging, name_of
+from anila.presets import merge_preset
+from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings
 
@@ -58,8 +66,9 @@ ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEner
                                          "noise_conditional_mlp": NoiseConditionalMLP}
 POINT_MODELS = ("mlp", "noise_conditional_mlp")
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
-IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
-LABELLED_DATASETS = ("digits", "mnist", "cifar10")
+IMAGE_SIZES = {"mnist": 28, "mnist5k": 28, "cifar10": 32}
+LABELLED_DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
+POINT_FILE = "points"  # [data] name of a point cloud read from data.path
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,11 @@ class DataConfig:
     ``split`` (``train`` / ``test``, MNIST and CIFAR-10), ``noise_std`` (dequantisation noise added to
     every batch; the AniLA paper used 0.03) and ``holdout_class`` (labelled sets digits, mnist, cifar10: train
     without this class, e.g. to test OOD detection on it, ``docs/applications.md``).
+
+    ``name = "points"``: your own ``(N, D)`` points from ``path`` (``.npy``, ``.csv``, ``.safetensors``; a relative
+    path starts from the working folder), ``key`` (the tensor of a safetensors file with several),
+    ``standardize`` (zero mean, unit variance per coordinate; undone for samples) and ``holdout`` (fraction of
+    rows kept out of training for the sample metrics); see :mod:`anila.data.points`.
     """
 
     name: str = "rings"
@@ -79,11 +93,20 @@ class DataConfig:
     split: str = "train"
     noise_std: float = 0.0
     holdout_class: int | None = None
+    path: str | None = None
+    key: str | None = None
+    standardize: bool = True
+    holdout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.name not in TOY_DATASETS + IMAGE_DATASETS:
-            raise ValueError(f"name must be one of {', '.join(TOY_DATASETS + IMAGE_DATASETS)}; got {self.name!r}")
-        if self.is_toy and (self.root is not None or self.image_size is not None or self.noise_std):
+        names = TOY_DATASETS + (POINT_FILE,) + IMAGE_DATASETS
+        if self.name not in names:
+            raise ValueError(f"name must be one of {', '.join(names)}; got {self.name!r}")
+        if self.name == POINT_FILE:
+            self._check_point_file()
+        elif self.path is not None or self.key is not None or not self.standardize or self.holdout != 0.1:
+            raise ValueError(f"path: path, key, standardize and holdout apply to name = \"{POINT_FILE}\" only")
+        if self.is_points and (self.root is not None or self.image_size is not None or self.noise_std):
             raise ValueError("root, image_size and noise_std apply to image data sets only")
         if self.image_size is not None and (self.name in IMAGE_SIZES or self.image_size < 4):
             raise ValueError(f"image_size applies to digits and folder only, and must be >= 4; got {self.image_size}")
@@ -93,15 +116,33 @@ class DataConfig:
             raise ValueError(f"holdout_class applies to {', '.join(LABELLED_DATASETS)} and must be >= 0; "
                              f"got {self.holdout_class} for {self.name}")
 
+    def _check_point_file(self) -> None:
+        if self.path is None:
+            raise ValueError(f"path: name = \"{POINT_FILE}\" reads your points from a file; set path = "
+                             "\"points.csv\" (or .npy, .safetensors)")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout: must be a fraction in (0, 1), got {self.holdout}")
+        try:
+            load_points_cached(self.path, key=self.key)
+        except PointDataError as exc:
+            raise ValueError(f"path: {exc}") from None
+
     @property
     def is_toy(self) -> bool:
         return self.name in TOY_DATASETS
 
     @property
+    def is_points(self) -> bool:
+        """Point data: a 2-D toy or your own point file."""
+        return self.is_toy or self.name == POINT_FILE
+
+    @property
     def event_shape(self) -> tuple[int, ...]:
-        """Shape of one sample, known without reading any file."""
+        """Shape of one sample, known without reading any file (but a point file's, read once and cached)."""
         if self.is_toy:
             return (2,)
+        if self.name == POINT_FILE:
+            return (load_points_cached(self.path, key=self.key).shape[1],)
         size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
@@ -129,6 +170,7 @@ class EvalConfig:
 
 
 SECTIONS = ("data", "model", "sampler", "chains", "objective", "train", "eval", "guard")
+FLOAT32_MAX = 3.4028234663852886e38  # numbers beyond it become inf in the float32 tensors they set
 SMOOTH_ACTIVATIONS = ("silu", "elu", "softplus", "tanh")
 
 
@@ -175,7 +217,7 @@ def derived_model_kwargs(model_name: str, data: DataConfig) -> dict[str, int]:
             raise ValueError(f"model {model_name} takes point data; {data.name} is images: use convnet or resnet")
         return {"dim": shape[0]}
     if len(shape) != 3:
-        raise ValueError(f"model {model_name} takes images; {data.name} is 2-D points: use mlp")
+        raise ValueError(f"model {model_name} takes images; {data.name} is points: use mlp")
     return {"in_channels": shape[0], "image_size": shape[1]}
 
 
@@ -258,6 +300,9 @@ def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tu
         numbers = kwargs[key] if isinstance(kwargs[key], tuple) else (kwargs[key],)
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise ConfigError(f"{section}.{key}: expected a finite number, got {value!r}")
+        if any(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > FLOAT32_MAX for v in numbers):
+            raise ConfigError(f"{section}.{key}: {value!r} overflows float32 (the tensors' type); |value| must be "
+                              f"<= {FLOAT32_MAX:.4g}")
     return kwargs
 
 
@@ -277,7 +322,11 @@ def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> t
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Validate a parsed config (``{section: {key: value}}``) and build its objects."""
+    """Validate a parsed config (``{section: {key: value}}``) and build its objects.
+
+    A top-level ``preset = "<name>"`` fills in a named recipe under the config's own keys
+    (:mod:`anila.presets`)."""
+    raw = merge_preset(raw)
     for key, value in raw.items():
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section; valid sections: {', '.join(SECTIONS)}")
@@ -287,7 +336,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
     data = _construct("data", DataConfig, _checked_kwargs("data", DataConfig, sections["data"]))
 
-    default_model = "mlp" if data.is_toy else "convnet"
+    default_model = "mlp" if data.is_points else "convnet"
     model_name, model_cls, model_values = _named("model", {"name": default_model, **sections["model"]}, ENERGIES)
     model_kwargs = _checked_kwargs("model", model_cls, model_values, exclude=DERIVED_MODEL_KEYS)
     try:
@@ -320,7 +369,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         if train.num_steps < 1:
             raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
                               "set num_steps >= 1")
-        if objective.augment and (data.is_toy or chains.init not in ("replay", "persistent")):
+        if objective.augment and (data.is_points or chains.init not in ("replay", "persistent")):
             raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
                               "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
@@ -331,7 +380,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 def _sampler(values: dict[str, Any]) -> tuple[Any, DualAveraging | None]:
     """The ``[sampler]`` section: the registered sampler, and its step-size adaptation when ``adapt = true``."""
-    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, SAMPLERS)
+    registered = {n: entry.cls for n, entry in REGISTRY.items()}  # read now: a sampler registered at run time counts
+    name, sampler_cls, sampler_values = _named("sampler", {"name": "anila", **values}, registered)
     adapt = sampler_values.pop("adapt", False)
     target = sampler_values.pop("target_accept", None)
     if not isinstance(adapt, bool):
@@ -372,8 +422,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path} is a folder; pass a TOML file (e.g. configs/demo_rings_anila.toml)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = [key for key in raw if key not in SECTIONS]
+    if unknown:  # a misspelt section is the likelier mistake than a missing one: name it first
+        raise ConfigError(f"{unknown[0]}: unknown section; valid sections: {', '.join(SECTIONS)}")
+    if "data" not in raw and not any(parse_override(t)[0] == "data" for t in overrides):
+        raise ConfigError(f"{path} has no [data] section; a config names its data set, e.g. [data] name = "
+                          "\"rings\" (every other section has defaults)")
     for text in overrides:
         section, key, value = parse_override(text)
         table = raw.setdefault(section, {})

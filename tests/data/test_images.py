@@ -508,7 +508,7 @@ def test_image_dataset_dispatch(tmp_path, folder):
     assert im.image_dataset("cifar10", tmp_path, split="test").shape == (3, 32, 32)
     with pytest.raises(DataError, match="root"):
         im.image_dataset("cifar10")
-    with pytest.raises(ValueError, match="digits, mnist, cifar10, folder"):
+    with pytest.raises(ValueError, match="digits, mnist, mnist5k, cifar10, folder"):
         im.image_dataset("imagenet", tmp_path)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from anila.commands.common import with_sampler
@@ -21,6 +20,8 @@ from anila.config import Config
 from anila.data.toy import toy_dataset
 from anila.energies.compose import compose
 from anila.errors import DataError
+from anila.io import atomic_write_text, save_npy
+from anila.samplers.registry import name_of
 from anila.train.figures import plot_image_grid, plot_points
 from anila.train.run import draw_samples, load_trained_energy
 
@@ -70,9 +71,9 @@ def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "samples.npy", samples.cpu().numpy())
+    save_npy(out_dir / "samples.npy", samples.cpu().numpy())
     names = f" {operation} ".join(Path(c).stem for c in checkpoints)
-    title = f"{names}: {type(config.sampler).__name__}"
+    title = f"{names}: {name_of(config.sampler)}"
     if config.data.is_toy:
         plot_points(samples, toy_dataset(config.data.name).bound, out_dir / "samples.png", title)
     else:
@@ -86,5 +87,5 @@ def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: 
     if log_partitions is not None:
         record.update(log_partitions=log_partitions, log_partition_stderrs=[r.stderr for r in results],
                       ais_temperatures=ais_temperatures)
-    (out_dir / "compose.json").write_text(json.dumps(record, indent=2))
+    atomic_write_text(out_dir / "compose.json", json.dumps(record, indent=2))
     return samples

@@ -178,8 +178,8 @@ def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed
         raise DataError(f"--num must be >= 2, got {num}")
     if ais_chains < 2 or ais_temperatures < 1:
         raise DataError(f"--ais-chains must be >= 2 and --ais-temperatures >= 1; got {ais_chains}, {ais_temperatures}")
-    if ais_step_size is not None and not ais_step_size > 0:
-        raise DataError(f"--ais-step-size must be > 0, got {ais_step_size}")
+    if ais_step_size is not None and not (math.isfinite(ais_step_size) and ais_step_size > 0):
+        raise DataError(f"--ais-step-size must be a finite number > 0, got {ais_step_size}")
     config, energy = load_trained_energy(checkpoint)
     generator = torch.Generator().manual_seed(seed)
     results: dict[str, float] = {}

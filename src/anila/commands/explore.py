@@ -36,6 +36,7 @@ import torch
 from anila.commands.common import with_sampler
 from anila.data.toy import toy_dataset
 from anila.errors import DataError
+from anila.io import atomic_write_text, save_figure, save_npy
 from anila.samplers import low_temperature, name_of, run_chains
 
 
@@ -100,9 +101,9 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "long_run.npy", long_run.numpy())
-    (out_dir / "long_run_steps.json").write_text(json.dumps(marks))
-    np.save(out_dir / "low_temperature.npy", cold_x.numpy())
+    save_npy(out_dir / "long_run.npy", long_run.numpy())
+    atomic_write_text(out_dir / "long_run_steps.json", json.dumps(marks))
+    save_npy(out_dir / "low_temperature.npy", cold_x.numpy())
     with (out_dir / "energy_trace.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "mean_energy", "q10_energy", "q90_energy"])
@@ -120,7 +121,7 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
         "nonfinite_low_temperature": int((~torch.isfinite(cold_x.flatten(1))).any(1).sum()),
         "seed": seed,
     }
-    (out_dir / "explore.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out_dir / "explore.json", json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -142,7 +143,7 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
                    xticks=[], yticks=[])
         fig.suptitle(f"long-run chains ({sampler_name})")
         fig.tight_layout()
-        fig.savefig(out_dir / "long_run.png", dpi=120)
+        save_figure(fig, out_dir / "long_run.png", dpi=120)
         plt.close(fig)
         plot_points(cold_x, bound, out_dir / "low_temperature.png", f"temperature {temperature}")
     else:
@@ -154,7 +155,7 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
         ax.set(title=f"long-run chains ({sampler_name}); steps " + ", ".join(map(str, marks)))
         ax.axis("off")
         fig.tight_layout()
-        fig.savefig(out_dir / "long_run.png", dpi=120)
+        save_figure(fig, out_dir / "long_run.png", dpi=120)
         plt.close(fig)
         plot_image_grid(cold_x, out_dir / "low_temperature.png", f"temperature {temperature}")
     steps, mean, low, high = (np.array(c) for c in zip(*trace, strict=True))
@@ -164,5 +165,5 @@ def _plot(long_run, marks, cold_x, trace, out_dir: Path, bound, temperature: flo
     ax.set(xlabel="sampler step", ylabel="energy", xscale="symlog", title="energy along the long-run chains")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_dir / "energy_trace.png", dpi=120)
+    save_figure(fig, out_dir / "energy_trace.png", dpi=120)
     plt.close(fig)

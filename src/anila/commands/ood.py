@@ -130,6 +130,7 @@ def ood_checkpoint(checkpoint, out_specs: list[str], *, in_spec: str | None = No
         row.update(num_in=len(scores_in["energy"]), num_out=len(scores_out["energy"]))
         results[spec] = row
     if out_json is not None:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps({"in": in_spec, "results": results}, indent=2) + "\n")
+        from anila.io import atomic_write_text
+
+        atomic_write_text(out_json, json.dumps({"in": in_spec, "results": results}, indent=2) + "\n")
     return results

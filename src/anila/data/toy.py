@@ -19,7 +19,8 @@ proportions), except ``rings``, which is the AniLA paper's target. Parameters, b
 - ``checkerboard``: uniform on the 8 squares of side 2 of a 4x4 board on ``[-4, 4]²`` where
   ``⌊x₁/2⌋ + ⌊x₂/2⌋`` is even; density 1/32 there, 0 elsewhere. Bound 4.
 
-Only ``rings``, ``8gaussians``, ``25gaussians`` and ``checkerboard`` have a closed-form density.
+``rings``, ``8gaussians``, ``25gaussians`` and ``checkerboard`` have a closed-form density; ``pinwheel`` and
+``2spirals`` have one to quadrature / root-finding accuracy (:mod:`anila.data.toy_density`).
 ``bound`` is the half-width of a box ``[-bound, bound]²`` holding essentially all the mass.
 
 >>> data = toy_dataset("8gaussians")
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from anila.data.toy_density import pinwheel_log_density, two_spirals_log_density
 from anila.energies import AnalyticEnergy, GaussianMixture, Rings
 
 __all__ = ["TOY_DATASETS", "ToyDataset", "toy_dataset"]
@@ -78,7 +80,7 @@ class ToyDataset:
         """Normalised true log-density of ``x`` ``(batch, 2)``: shape ``(batch,)``, ``-inf`` off support."""
         if self._log_density is None:
             raise NotImplementedError(
-                f"toy data set {self.name!r} has no closed-form density; "
+                f"toy data set {self.name!r} has no known density; "
                 f"only {', '.join(n for n in TOY_DATASETS if _REGISTRY[n].has_density)} do")
         return self._log_density(x)
 
@@ -181,8 +183,8 @@ _REGISTRY: dict[str, ToyDataset] = {
     "moons": ToyDataset("moons", 4.0, _moons),
     "swissroll": ToyDataset("swissroll", 4.0, _swissroll),
     "circles": ToyDataset("circles", 4.0, _circles),
-    "pinwheel": ToyDataset("pinwheel", 4.0, _pinwheel),
-    "2spirals": ToyDataset("2spirals", 4.0, _two_spirals),
+    "pinwheel": ToyDataset("pinwheel", 4.0, _pinwheel, pinwheel_log_density),
+    "2spirals": ToyDataset("2spirals", 4.0, _two_spirals, two_spirals_log_density),
     "checkerboard": ToyDataset("checkerboard", 4.0, _checkerboard, _checkerboard_log_density),
 }
 TOY_DATASETS: tuple[str, ...] = tuple(_REGISTRY)

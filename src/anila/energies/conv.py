@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anila.energies.networks import make_activation
+from anila.energies.networks import check_input_dtype, make_activation
 
 
 class ConvNetEnergy(nn.Module):
@@ -43,6 +43,7 @@ class ConvNetEnergy(nn.Module):
         self.image_size = image_size
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtype(self, x)
         return self.net(x).flatten(1).squeeze(1)
 
 
@@ -123,6 +124,7 @@ class ResNetEnergy(nn.Module):
         return self.act(self.blocks(self.stem(x))).sum(dim=(2, 3))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtype(self, x)
         return self.head(self.features(x)).squeeze(1)
 
 

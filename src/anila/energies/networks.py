@@ -22,6 +22,15 @@ def make_activation(name: str, negative_slope: float = 0.05) -> nn.Module:
     return table[name]()
 
 
+def check_input_dtype(module: nn.Module, x: Tensor) -> None:
+    """Raise ``ValueError`` when ``x`` is not of the module's floating-point dtype (an integer or float64 state
+    passed to a float32 model): cast the state (``x.float()``) or the model (``model.double()``) first."""
+    weight = next(module.parameters(), None)
+    if weight is not None and x.dtype != weight.dtype:
+        raise ValueError(f"{type(module).__name__} has {weight.dtype} weights but got a {x.dtype} input; cast the "
+                         f"input with x.to({weight.dtype}) (or the model with .to({x.dtype}))")
+
+
 class MLPEnergy(nn.Module):
     """Per-point MLP energy ``E(x) = MLP(x.flatten(1))``, input ``(batch, dim)`` -> ``(batch,)``.
 
@@ -50,4 +59,5 @@ class MLPEnergy(nn.Module):
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtype(self, x)
         return self.net(x.flatten(1)).squeeze(-1)

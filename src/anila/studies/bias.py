@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import cell_log_prob, sample_divergences
 from anila.samplers import REGISTRY, ChainState, DualAveraging, accepts, make, name_of, run_chains
 from anila.studies.common import TARGETS, markdown_table, write_csv
@@ -128,7 +129,7 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: BiasSettings | No
             rows.append(dict(target=target_name, **spec, **d, ess_per_grad=ess / (settings.chains * grads),
                              accept=accept, wall_s=wall))
     write_csv(rows, out_dir / "bias.csv")
-    (out_dir / "bias.md").write_text(report(rows, settings))
+    atomic_write_text(out_dir / "bias.md", report(rows, settings))
     plot(rows, out_dir)
     return rows
 
@@ -171,5 +172,5 @@ def plot(rows: list[dict], out_dir: Path) -> None:
                ylabel="TV to truth", title=target)
         ax.legend(fontsize=6)
         fig.tight_layout()
-        fig.savefig(out_dir / f"bias_{target}.png", dpi=120)
+        save_figure(fig, out_dir / f"bias_{target}.png", dpi=120)
         plt.close(fig)

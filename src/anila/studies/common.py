@@ -7,6 +7,7 @@ output folder, and returns the rows.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 from anila.data.toy import toy_dataset
 from anila.energies import Gaussian, Rings
+from anila.io import atomic_write_text
 
 
 def anisotropic_gaussian() -> Gaussian:
@@ -36,10 +38,11 @@ def write_csv(rows: Sequence[dict], path: Path) -> Path:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import cell_log_prob, sample_divergences
 from anila.samplers import REGISTRY, DualAveraging, accepts, make, run_chains
 from anila.studies.bias import STEP_SIZES
@@ -111,7 +112,7 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: ConvergenceSettin
     text = [f"Settings: {asdict(settings)}; start points {STARTS}\n\n"]
     text.append(markdown_table(rows, ("target", "sampler", "step_size", "threshold", "tv_floor", "moved",
                                       "tv_limit", "rate", "half_life", "evals_to_settle")))
-    (out_dir / "convergence.md").write_text("".join(text))
+    atomic_write_text(out_dir / "convergence.md", "".join(text))
     plot(curves, rows, out_dir)
     return rows
 
@@ -132,5 +133,5 @@ def plot(curves: dict, rows: list[dict], out_dir: Path) -> None:
         ax.set(yscale="log", xlabel="gradient evaluations", ylabel="TV to truth", title=f"{target}: from a poor start")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / f"convergence_{target}.png", dpi=120)
+        save_figure(fig, out_dir / f"convergence_{target}.png", dpi=120)
         plt.close(fig)

@@ -31,6 +31,7 @@ import torch
 from anila.chains import ChainInit
 from anila.data.toy import toy_dataset
 from anila.energies import MLPEnergy
+from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.samplers import REGISTRY, AdaptiveStepSize, DualAveraging, make, sample_chains
 from anila.studies.common import markdown_table, write_csv
@@ -165,7 +166,7 @@ def write_report(rows: list[dict], settings: BudgetSettings, out_dir: Path, note
     summary = summarise(rows, METRICS)
     text = f"Settings: {asdict(settings)}\n\n{note}" + markdown_table(
         summary, ("dataset", "sampler", "budget", "runs", "diverged", *METRICS))
-    (out_dir / "equal_budget.md").write_text(text)
+    atomic_write_text(out_dir / "equal_budget.md", text)
     plot(rows, settings, out_dir)
 
 
@@ -210,5 +211,5 @@ def plot(rows: list[dict], settings: BudgetSettings, out_dir: Path) -> None:
                title=dataset)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / f"equal_budget_{dataset}.png", dpi=120)
+        save_figure(fig, out_dir / f"equal_budget_{dataset}.png", dpi=120)
         plt.close(fig)

@@ -1,10 +1,13 @@
 """Checkpoints: tensors in safetensors, everything else in a JSON sidecar. Never pickle.
 
 ``save_checkpoint(path, groups, meta)`` writes ``path`` (``.safetensors``) and ``path.with_suffix(".json")``,
-each atomically (temporary file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder),
+each atomically (:func:`anila.io.atomic_writer`: temporary file in the same folder, ``fsync``, ``os.replace``,
+``fsync`` of the folder),
 tensors first, so a sidecar never points at a half-written tensor file. The sidecar carries the SHA-256 of
-the tensor file (format version 2); :func:`load_checkpoint` recomputes it and refuses a truncated or altered
-file. Tensor names are prefixed by their group: ``model.``, ``optimizer.``, ``buffer.``, ``rng.``.
+the tensor file (``sha256``) and of its own content (``sidecar_sha256``: config, iteration, optimizer and RNG
+state; format version 3); :func:`load_checkpoint` recomputes both and refuses a truncated or altered file, an
+edited sidecar, and a sidecar without its hashes (format 2 sidecars have ``sha256`` only, which is then
+required). Tensor names are prefixed by their group: ``model.``, ``optimizer.``, ``buffer.``, ``rng.``.
 
 A run folder keeps its last ``keep`` checkpoints (:func:`prune_checkpoints`); :func:`load_latest_checkpoint`
 walks them newest first and falls back to the previous good one, with a message, when one is corrupt.
@@ -15,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,45 +29,19 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from anila.errors import DataError
+from anila.io import atomic_write_bytes
+
+__all__ = ["atomic_write_bytes", "list_checkpoints", "load_checkpoint", "load_latest_checkpoint", "prune_checkpoints",
+           "resolve_checkpoint", "save_checkpoint", "warn"]
 
 FORMAT = "anila-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the sidecar's own SHA-256 (``sidecar_sha256``); 2: the tensor file's only
 CHECKPOINT_PATTERN = "iter_*.safetensors"
 
 
 def warn(message: str) -> None:
     """The default way checkpoint code reports a recoverable problem: one line on stderr."""
     print(f"anila: warning: {message}", file=sys.stderr)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, groups: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> Path:
@@ -76,10 +51,34 @@ def save_checkpoint(path: str | Path, groups: dict[str, dict[str, torch.Tensor]]
             for name, t in tensors.items()}
     data = save_bytes(flat)
     atomic_write_bytes(path, data)
-    sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": path.name,
-               "sha256": hashlib.sha256(data).hexdigest(), **meta}
+    sidecar = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION, "tensors": path.name,
+               "sha256": hashlib.sha256(data).hexdigest()}
+    sidecar["sidecar_sha256"] = sidecar_hash(sidecar)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True).encode())
     return path
+
+
+def sidecar_hash(sidecar: dict[str, Any]) -> str:
+    """SHA-256 of a sidecar's canonical JSON (sorted keys, no spaces) without its ``sidecar_sha256`` key: it covers
+    the iteration, the config, the optimizer and RNG state and the tensor file's own hash."""
+    content = json.loads(json.dumps({k: v for k, v in sidecar.items() if k != "sidecar_sha256"}))
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _check_sidecar(meta: dict[str, Any], sidecar: Path) -> None:
+    """Both hashes present (format 3; format 2 has the tensor file's only) and the sidecar's own one matching."""
+    version = meta.get("format_version")
+    if version not in (2, 3):
+        raise DataError(f"{sidecar}: checkpoint format version {version!r} is not supported (2 or 3); "
+                        "train the run again with this anila")
+    required = ("sha256", "sidecar_sha256") if version == 3 else ("sha256",)
+    missing = [key for key in required if not isinstance(meta.get(key), str)]
+    if missing:
+        raise DataError(f"{sidecar} has no {' or '.join(missing)}: the checkpoint cannot be verified (every anila "
+                        "checkpoint carries it; the sidecar was edited); refused")
+    if version == 3 and sidecar_hash(meta) != meta["sidecar_sha256"]:
+        raise DataError(f"{sidecar} was altered (its SHA-256 does not match its content: config, iteration or "
+                        "state edited); refused")
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -128,12 +127,12 @@ def _read_checkpoint_file(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]
         raise DataError(f"checkpoint sidecar {sidecar} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{sidecar} is not an anila checkpoint sidecar")
+    _check_sidecar(meta, sidecar)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"checkpoint {path} is unreadable: {exc}") from None
-    expected = meta.get("sha256")
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise DataError(f"checkpoint {path} is truncated or corrupt (SHA-256 does not match its sidecar)")
     try:
         flat = load_bytes(data)

@@ -11,13 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from anila.io import save_figure  # noqa: E402
+
 
 def _save(fig: plt.Figure, path: Path, title: str) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=120)  # atomic, like every output file
+    finally:
+        plt.close(fig)
     return path
 
 

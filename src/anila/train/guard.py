@@ -14,8 +14,11 @@ section, :class:`GuardSettings`) then
 3. re-seeds the loop's generator with ``seed + retry · 1_000_003`` (the retry draws other chains and batches),
 
 and retries, logging why through ``on_event`` (the run layer appends to ``events.jsonl``). After
-``max_retries`` retries the next rejection stops the run with :class:`~anila.errors.TrainingDiverged`
-(exit code 3). A NaN is never replaced by a number: the step is dropped, the state goes back.
+``max_retries`` retries in a row the next rejection stops the run with :class:`~anila.errors.TrainingDiverged`
+(exit code 3). Retries count consecutive failures: once ``reset_after`` iterations in a row have passed the
+check since the last rollback, the count starts again from 0 (the shrunk lr and step stay), so a long run with
+rare spikes is not stopped by their total. A NaN is never replaced by a number: the step is dropped, the state
+goes back.
 
 >>> guard = GuardSettings(max_retries=3, shrink=0.5, max_energy_gap=100.0)
 >>> guarded_train(state, GuardState(sampler), chains, data, settings, guard, rollback=rollback)  # doctest: +SKIP
@@ -43,17 +46,21 @@ ENERGY_KEYS = ("energy_pos", "energy_neg")
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """The ``[guard]`` config section: ``max_retries`` rollbacks per run (0: stop at the first bad step),
-    each shrinking the learning rate and sampler step by ``shrink`` in (0, 1); ``max_energy_gap``: reject a
-    step whose ``|mean E(x⁺) - mean E(x⁻)|`` exceeds it (default: no bound)."""
+    """The ``[guard]`` config section: ``max_retries`` rollbacks in a row (0: stop at the first bad step),
+    each shrinking the learning rate and sampler step by ``shrink`` in (0, 1); ``reset_after``: good iterations
+    in a row after which the count of retries starts again from 0 (0: never, the count is over the whole run);
+    ``max_energy_gap``: reject a step whose ``|mean E(x⁺) - mean E(x⁻)|`` exceeds it (default: no bound)."""
 
     max_retries: int = 3
     shrink: float = 0.5
     max_energy_gap: float | None = None
+    reset_after: int = 200
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.reset_after < 0:
+            raise ValueError(f"reset_after must be >= 0, got {self.reset_after}")
         if not 0 < self.shrink < 1:
             raise ValueError(f"shrink must be in (0, 1), got {self.shrink}")
         if self.max_energy_gap is not None and not (self.max_energy_gap > 0 and math.isfinite(self.max_energy_gap)):
@@ -62,10 +69,12 @@ class GuardSettings:
 
 @dataclass
 class GuardState:
-    """What the guard changes during a run: the retries used and the (possibly shrunk) sampler."""
+    """What the guard changes during a run: the (possibly shrunk) sampler, the retries in a row and the
+    iteration the run last went back to (``good_since``: the good stretch is counted from there)."""
 
     sampler: Sampler
     retries: int = 0
+    good_since: int = 0
 
 
 class StepRejected(TrainingDiverged):
@@ -140,16 +149,22 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
         except StepRejected as exc:
             lr_before = state.optimizer.param_groups[0]["lr"]
             step_before = guard_state.sampler.step_size
+            good = exc.iteration - 1 - guard_state.good_since  # iterations in a row that passed the check
+            if guard.reset_after and good >= guard.reset_after and guard_state.retries:
+                emit({"event": "retries_reset", "iteration": exc.iteration, "good_iterations": good,
+                      "retries": guard_state.retries})
+                guard_state.retries = 0
             if guard_state.retries >= guard.max_retries:
                 emit({"event": "diverged", "iteration": exc.iteration, "reason": exc.reason,
                       "retries": guard_state.retries, "lr": lr_before, "step_size": step_before})
                 raise TrainingDiverged(
                     f"training diverged at iteration {exc.iteration}: {exc.reason}; stopped after "
-                    f"{guard_state.retries} retries (guard.max_retries) at lr {lr_before:.3g} and sampler step "
-                    f"{step_before:.3g}; lower train.lr or sampler.step_size, or set train.l2_reg > 0") from None
+                    f"{guard_state.retries} retries in a row (guard.max_retries) at lr {lr_before:.3g} and sampler "
+                    f"step {step_before:.3g}; lower train.lr or sampler.step_size, or set train.l2_reg > 0") from None
             guard_state.retries += 1
             lrs = [group["lr"] * guard.shrink for group in state.optimizer.param_groups]
             rollback(state)
+            guard_state.good_since = state.iteration
             for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
                 group["lr"] = lr
             guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)

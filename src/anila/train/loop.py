@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
+from anila.errors import ConfigError
 from anila.objectives.contrastive import contrastive_divergence
 from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
 from anila.objectives.select import ImprovedCD
@@ -47,7 +48,8 @@ class TrainSettings:
     parameter gradient's global norm. ``precision = "bf16"`` runs the energy's forward passes (sampler and loss)
     under bfloat16 autocast; ``channels_last`` stores conv weights channels-last. Both are meant for GPUs, as are
     ``compile`` (the chains' energy through ``torch.compile``) and ``cuda_graphs`` (CUDA only): see
-    :mod:`anila.train.acceleration`.
+    :mod:`anila.train.acceleration`. ``threads``: torch CPU threads for a run (0: one for point data, torch's
+    choice for images; see :mod:`anila.train.threads`); the run layer applies it, this loop does not.
     """
 
     iterations: int = 1000
@@ -68,12 +70,13 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed"):
+        for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -127,10 +130,18 @@ class TrainState:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``. A CUDA device
+    that this machine (or this torch build) does not have raises :class:`~anila.errors.ConfigError`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"train.device = {name!r}: {why}; set train.device = \"cpu\" or \"auto\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainInit,
@@ -226,7 +237,8 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
           *, on_log: Callable[[dict[str, float]], None] | None = None,
           on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True,
-          objective: Objective | None = None, max_energy_gap: float | None = None) -> TrainState:
+          objective: Objective | None = None, max_energy_gap: float | None = None,
+          stop: Callable[[], bool] | None = None) -> TrainState:
     """Run ``settings.iterations - state.iteration`` iterations.
 
     ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
@@ -235,12 +247,16 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     ``checkpoint_every`` iterations and at the end. ``objective``: an MCMC-free loss to train with instead of
     contrastive divergence (then ``sampler`` and ``chains`` are not used). A step that fails the guard's
     check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
-    :func:`~anila.train.guard.guarded_train` rolls back and retries.
+    :func:`~anila.train.guard.guarded_train` rolls back and retries. ``stop()`` is asked before every
+    iteration; when it is true the loop returns early, at an iteration boundary (SIGINT / SIGTERM:
+    :mod:`anila.train.interrupt`).
     """
     start = time.perf_counter()
     bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
                dynamic_ncols=True)
     while state.iteration < settings.iterations:
+        if stop is not None and stop():
+            break
         log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
         x_pos = data(settings.batch_size, state.generator)
         metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective,

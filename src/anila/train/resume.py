@@ -200,7 +200,8 @@ def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], stat
 
     Checks the config first (:func:`check_resumable`); a corrupt newest checkpoint is renamed ``*.corrupt``
     and the previous one used; leftover temporary files of a killed write are removed. A run folder without
-    any checkpoint (killed before the first one) starts from iteration 0 with a message. ``view(groups, meta)``
+    any checkpoint (killed before the first one), or with the iteration-0 one only, starts from iteration 0 with
+a message. ``view(groups, meta)``
     picks this rank's part of a multi-process checkpoint; ``tidy = False`` (ranks other than 0) leaves the
     files alone."""
     run_dir = Path(run_dir)
@@ -222,4 +223,8 @@ def resume_run(run_dir: str | Path, config_dict: dict[str, dict[str, Any]], stat
     if view is not None:
         groups, meta = view(groups, meta)
     restore(state, groups, meta)
+    if state.iteration == 0:
+        every = config_dict.get("train", {}).get("checkpoint_every")
+        report(f"resuming {run_dir} from iteration 0: its only checkpoint is the initial one (the run stopped "
+               f"before its first periodic checkpoint, train.checkpoint_every = {every}); the run starts over")
     return meta

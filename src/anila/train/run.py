@@ -5,14 +5,19 @@ logged iteration), ``checkpoints/iter_NNNNNNN.safetensors`` + ``.json`` sidecars
 ``train.keep_checkpoints``, iteration 0 included until it is rotated out; each holds all the run's state, so
 ``run_training(..., resume=True)`` continues exactly, see :mod:`anila.train.resume`), ``summary.json``, and
 figures: for 2-D toys ``samples.png`` (data vs. final samples) and ``density.png`` (learned vs. true density
-on the grid); for images ``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint;
-for every run ``curves.png``, the training curves (:mod:`anila.train.curves`).
+on the grid); for your own points (``name = "points"``) see :mod:`anila.train.evaluate_points`; for images
+``data.png``, ``samples.png`` and ``samples_iter_NNNNNNN.png`` at every checkpoint; for every run ``curves.png``,
+the training curves (:mod:`anila.train.curves`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import shlex
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +30,16 @@ from anila.config import Config, config_from_dict
 from anila.data.images import batch_sampler, image_dataset
 from anila.data.toy import toy_dataset
 from anila.data.validate import validate_batch, validate_images
-from anila.errors import ConfigError
+from anila.errors import AnilaError, ConfigError, DataError, OutputError, RunFolderBusy, RunInterrupted
+from anila.io import atomic_write_text
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
 from anila.samplers.adapt import AdaptiveStepSize
+from anila.samplers.registry import name_of
 from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
+    list_checkpoints,
     load_checkpoint,
     load_latest_checkpoint,
     prune_checkpoints,
@@ -40,9 +48,12 @@ from anila.train.checkpoint import (
 )
 from anila.train.curves import plot_curves
 from anila.train.distributed import current
+from anila.train.folder import check_fresh_folder
 from anila.train.guard import GuardState, guarded_train
+from anila.train.lock import RunLock
 from anila.train.loop import TrainState, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
+from anila.train.threads import apply_threads
 
 GRID_IMAGES = 64  # images shown in a sample grid
 
@@ -66,6 +77,10 @@ def load_data(config: Config, device: torch.device):
         probe = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's stream is untouched
         validate_batch(sample(8, probe), name=data.name, batch_size=8, event_shape=data.event_shape, device=device)
         return sample, dataset, None
+    if data.name == "points":  # your own point file: anila.train.evaluate_points
+        from anila.train.evaluate_points import point_sampler
+
+        return point_sampler(config, device)[0], None, None
     kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
     kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
     if data.name in ("mnist", "cifar10"):
@@ -94,16 +109,24 @@ def save_train_state(config: Config, state: TrainState, out_dir: Path, guard: Gu
     if not context.is_main:
         return path
     guard = guard or GuardState(config.sampler)
-    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size}
+    meta["guard"] = {"retries": guard.retries, "sampler_step_size": guard.sampler.step_size,
+                     "good_since": guard.good_since}
     save_checkpoint(path, groups, {**meta, "config": config.to_dict()})
     prune_checkpoints(folder, config.train.keep_checkpoints)
     return path
 
 
-def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
-    def write(state: TrainState) -> None:
-        save_train_state(config, state, out_dir, guard)
-        if not config.data.is_toy and current().is_main:
+class _CheckpointWriter:
+    """``on_checkpoint`` of the loop; remembers the iteration of the newest checkpoint (``last``)."""
+
+    def __init__(self, config: Config, out_dir: Path, guard: GuardState, last: int):
+        self.config, self.out_dir, self.guard, self.last = config, out_dir, guard, last
+
+    def __call__(self, state: TrainState) -> None:
+        config, out_dir = self.config, self.out_dir
+        save_train_state(config, state, out_dir, self.guard)
+        self.last = state.iteration
+        if not config.data.is_points and current().is_main:
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
@@ -111,7 +134,25 @@ def _checkpoint_writer(config: Config, out_dir: Path, guard: GuardState):
                                    generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
                             f"iteration {state.iteration}")
-    return write
+
+
+def iter_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps: int | None = None,
+                 generator: torch.Generator | None = None, batch_size: int = 10000, augment_every: int = 0):
+    """The batches of :func:`draw_samples`, one at a time (``(n, *event)`` each, ``n <= batch_size``)."""
+    steps = config.train.num_steps if num_steps is None else num_steps
+    device = next(energy.parameters()).device
+    noise = config.chains.noise_init()
+    annealed = getattr(config.objective, "sample", None)  # noise-conditional models: annealed Langevin
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
+        if annealed is not None:
+            yield annealed(energy, x0, generator=generator).detach()
+        elif augment_every > 0:
+            yield augment_every_n(config.sampler, energy, x0, steps, augment_every, Augmentation(),
+                                  generator).detach()
+        else:
+            yield sample_chains(config.sampler, energy, x0, steps, generator=generator).detach()
 
 
 def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps: int | None = None,
@@ -121,22 +162,57 @@ def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
 
     ``augment_every`` > 0: improved CD's sampling Algorithm 2, augmentation transitions every that many steps
     (images only)."""
-    steps = config.train.num_steps if num_steps is None else num_steps
-    device = next(energy.parameters()).device
-    noise = config.chains.noise_init()
-    annealed = getattr(config.objective, "sample", None)  # noise-conditional models: annealed Langevin
-    out = []
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
-        if annealed is not None:
-            out.append(annealed(energy, x0, generator=generator).detach())
-        elif augment_every > 0:
-            out.append(augment_every_n(config.sampler, energy, x0, steps, augment_every, Augmentation(),
-                                       generator).detach())
-        else:
-            out.append(sample_chains(config.sampler, energy, x0, steps, generator=generator).detach())
-    return torch.cat(out)
+    return torch.cat(list(iter_samples(config, energy, num, num_steps=num_steps, generator=generator,
+                                       batch_size=batch_size, augment_every=augment_every)))
+
+
+MAX_SAMPLES = 10_000_000  #: ``anila sample --num`` at most
+MAX_SAMPLE_STEPS = 1_000_000  #: ``anila sample --steps`` at most
+SAMPLE_BATCH_VALUES = 2**22  #: numbers per batch of ``anila sample`` (4M floats, 16 MB per chain state)
+
+
+def write_samples(config: Config, energy: torch.nn.Module, num: int, out: str | Path, *,
+                  num_steps: int | None = None, generator: torch.Generator | None = None, augment_every: int = 0,
+                  progress: bool | None = None) -> tuple[int, ...]:
+    """Draw ``num`` samples batch by batch into the ``.npy`` file ``out``, renamed into place once complete
+    (:class:`~anila.io.NpyWriter`): memory holds one batch, a failure leaves any previous ``out`` intact.
+    Checks ``num`` and ``num_steps`` against :data:`MAX_SAMPLES` / :data:`MAX_SAMPLE_STEPS` and the file's size
+    against the free disk space first. ``progress``: a bar over the batches (default: when stderr is a
+    terminal). Returns the file's shape."""
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from anila.io import NpyWriter
+
+    if not 1 <= num <= MAX_SAMPLES:
+        raise ConfigError(f"--num must be in [1, {MAX_SAMPLES}], got {num}")
+    if num_steps is not None and not 0 <= num_steps <= MAX_SAMPLE_STEPS:
+        raise ConfigError(f"--steps must be in [0, {MAX_SAMPLE_STEPS}], got {num_steps}")
+    out = Path(out)
+    event = config.data.event_shape
+    values = math.prod(event)
+    size = num * values * 4
+    folder = next((p for p in (out.parent, *out.parent.parents) if p.is_dir()), Path("."))
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise OutputError(f"{out}: {num} samples of shape {event} need {size / 2**20:.1f} MiB, {folder} has "
+                          f"{free / 2**20:.1f} MiB free; lower --num or write elsewhere")
+    batch = max(1, min(10000, SAMPLE_BATCH_VALUES // values))
+    batches = iter_samples(config, energy, num, num_steps=num_steps, generator=generator, batch_size=batch,
+                           augment_every=augment_every)
+    to_data = None
+    if config.data.name == "points":  # back to the data's units (the run trained on standardised points)
+        from anila.train.evaluate_points import point_cloud
+
+        to_data = point_cloud(config.data).to_data
+    with NpyWriter(out, (num, *event)) as writer, tqdm(total=num, desc="sample", unit="samples",
+                                                       disable=None if progress is None else not progress) as bar:
+        for samples in batches:
+            samples = samples.cpu() if to_data is None else to_data(samples.cpu())
+            writer.write(samples.numpy())
+            bar.update(len(samples))
+    return (num, *event)
 
 
 def _report(out_dir: Path):
@@ -150,9 +226,9 @@ def _report(out_dir: Path):
 
 
 def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool) -> GuardState:
-    """Fresh run: create the folder and empty logs. Resume: restore ``state`` (and the guard's shrunk sampler
-    step and retries) from the newest good checkpoint and cut the logs back to it. Then write the resolved
-    config and, at iteration 0, the checkpoint the guard and a resume can return to."""
+    """Fresh run (the folder is empty, see :func:`_claim_folder`): empty logs. Resume: restore ``state`` (and the
+    guard's shrunk sampler step and retries) from the newest good checkpoint and cut the logs back to it. Then
+    write the resolved config and, at iteration 0, the checkpoint the guard and a resume can return to."""
     context, guard = current(), GuardState(config.sampler)
     metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
     if resume:
@@ -160,14 +236,14 @@ def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool)
                           tidy=context.is_main) or {}
         if "guard" in meta:
             step_size = meta["guard"]["sampler_step_size"]
-            guard = GuardState(config.sampler.with_step_size(step_size), meta["guard"]["retries"])
+            guard = GuardState(config.sampler.with_step_size(step_size), meta["guard"]["retries"],
+                               meta["guard"].get("good_since", 0))
         if context.is_main:
             truncate_metrics(metrics_path, state.iteration)
             append_jsonl(events_path, {"event": "resumed", "iteration": state.iteration})
     elif context.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("")
-        events_path.write_text("")
+        atomic_write_bytes(metrics_path, b"")
+        atomic_write_bytes(events_path, b"")
     if context.is_main:
         atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config.to_dict()).encode())
     if state.iteration == 0:
@@ -175,7 +251,79 @@ def _open_run(config: Config, state: TrainState, out_dir: Path, *, resume: bool)
     return guard
 
 
-def _run_callbacks(config: Config, out_dir: Path):
+def _claim_folder(out_dir: Path, stack: contextlib.ExitStack, *, resume: bool, overwrite: bool) -> None:
+    """Rank 0 creates ``out_dir``, locks it for the run (:class:`~anila.train.lock.RunLock`, released by
+    ``stack``) and, for a fresh run, checks that it is empty (``overwrite``: clears the previous run). Every
+    rank learns whether that worked, so that no rank waits forever for one that stopped."""
+    context = current()
+    error: Exception | None = None
+    if context.is_main:
+        try:
+            if resume and not out_dir.is_dir():
+                raise DataError(f"--resume {out_dir}: no such run folder; pass the folder of an earlier anila "
+                                "train run")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(RunLock(out_dir, report=warn))  # stderr only: the folder is not checked yet
+            if not resume:
+                check_fresh_folder(out_dir, overwrite=overwrite)
+        except (AnilaError, OSError) as exc:
+            error = exc
+    if context.enabled and not bool(context.all_agree(torch.tensor(error is None))) and error is None:
+        raise RunFolderBusy(f"rank 0 could not open the run folder {out_dir}; see its message")
+    if error is not None:
+        raise error
+
+
+def resume_command(out_dir: Path) -> str:
+    """The command line that continues the run in ``out_dir`` (its ``config.toml`` holds every setting)."""
+    context = current()
+    start = (f"torchrun --standalone --nproc_per_node={context.world_size} -m anila" if context.enabled
+             else "anila")
+    return f"{start} train --resume {shlex.quote(str(out_dir))}"
+
+
+def _newest_iteration(out_dir: Path) -> int | None:
+    found = list_checkpoints(out_dir / "checkpoints")
+    return int(found[-1].stem.split("_")[1]) if found else None
+
+
+def _stop_check(stop):
+    """``stop`` (a flag set by a signal) as the loop's ``stop()``; several processes stop together."""
+    if stop is None:
+        return None
+    context = current()
+    if not context.enabled:
+        return lambda: bool(stop)
+    return lambda: not bool(context.all_agree(torch.tensor(not bool(stop))))
+
+
+def _stopped(config: Config, state: TrainState, out_dir: Path, writer: _CheckpointWriter, stop,
+             during: str = "") -> RunInterrupted:
+    """After a signal: a checkpoint of the current iteration (unless the newest is one), and the error to raise."""
+    if writer.last != state.iteration:
+        save_train_state(config, state, out_dir, writer.guard)  # every rank: a collective in a multi-process run
+    if current().is_main:
+        append_jsonl(out_dir / "events.jsonl", {"event": "interrupted", "signal": stop.name,
+                                                "iteration": state.iteration})
+    what = during or f"at iteration {state.iteration} of {config.train.iterations}"
+    checkpoint = out_dir / "checkpoints" / f"iter_{state.iteration:07d}.safetensors"
+    return RunInterrupted(f"{stop.name}: stopped {what}; checkpoint {checkpoint} is saved; resume with: "
+                          f"{resume_command(out_dir)}", stop.signum)
+
+
+def _write_failed(exc: OSError, out_dir: Path, state: TrainState) -> OutputError:
+    """A disk that filled (or a folder that became unwritable) during a run: name the file and the last good
+    checkpoint, exit 1."""
+    where = exc.filename or out_dir
+    newest = _newest_iteration(out_dir)
+    last = (f"the last good checkpoint is {out_dir / 'checkpoints' / f'iter_{newest:07d}.safetensors'}; "
+            f"after freeing space, resume with: {resume_command(out_dir)}" if newest is not None
+            else "no checkpoint was written")
+    return OutputError(f"cannot write {where} at iteration {state.iteration} ({exc.strerror or exc}); {last}",
+                       exit_code=1)
+
+
+def _run_callbacks(config: Config, out_dir: Path, writer: _CheckpointWriter):
     """``(rollback, on_event, on_log)`` for :func:`~anila.train.guard.guarded_train`; rank 0 writes."""
     context, report = current(), _report(out_dir)
     metrics_path, events_path = out_dir / "metrics.jsonl", out_dir / "events.jsonl"
@@ -184,6 +332,7 @@ def _run_callbacks(config: Config, out_dir: Path):
         context.barrier()
         groups, meta, _ = load_latest_checkpoint(out_dir, report=report)
         restore(state, *context.local_view(groups, meta))
+        writer.last = state.iteration
         if context.is_main:
             truncate_metrics(metrics_path, state.iteration)
 
@@ -204,19 +353,26 @@ def _run_callbacks(config: Config, out_dir: Path):
     return rollback, on_event, on_log
 
 
-def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, resume: bool = False) -> RunSummary:
+def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, resume: bool = False,
+                 overwrite: bool = False, stop=None) -> RunSummary:
     """Train as configured, writing the run folder; returns the summary (final KL etc.).
 
-    ``resume=True`` continues the run in ``out_dir`` from its newest good checkpoint (the config must match
-    the checkpoint's but for :data:`~anila.train.resume.RESUMABLE_KEYS`); the result is bit-identical to a
-    run that was never interrupted."""
+    A fresh run needs an empty (or missing) ``out_dir``; ``overwrite=True`` first deletes a previous run there
+    (:mod:`anila.train.folder`). The folder is locked for the run (:mod:`anila.train.lock`). ``resume=True``
+    continues the run in ``out_dir`` from its newest good checkpoint (the config must match the checkpoint's
+    but for :data:`~anila.train.resume.RESUMABLE_KEYS`); the result is bit-identical to a run that was never
+    interrupted. ``stop``: a :class:`~anila.train.interrupt.StopFlag`; once it is set the run stops at the
+    next iteration boundary, writes a checkpoint there and raises :class:`~anila.errors.RunInterrupted`."""
     out_dir = Path(out_dir)
     context = current()  # one process unless started by torchrun (anila.train.distributed)
     main_rank = context.is_main
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite deletes it: pass one of them")
     if context.enabled and not isinstance(config.objective, ContrastiveDivergence):
         raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
                           "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
@@ -226,27 +382,59 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     data, _, images = load_data(config, state.generator.device)
     objective = bind_objective(config.objective, data, state.generator) or (
         config.objective if isinstance(config.objective, ImprovedCD) else None)
-    guard = _open_run(config, state, out_dir, resume=resume)
-    rollback, on_event, on_log = _run_callbacks(config, out_dir)
-    guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback, on_event=on_event,
-                  on_log=on_log, on_checkpoint=_checkpoint_writer(config, out_dir, guard),
-                  progress=progress and main_rank, objective=objective)
-    config = adapted_config(config, state.adaptation)
-    if not main_rank:
-        summary = RunSummary(out_dir=out_dir)
-    elif images is not None:
-        summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
-    else:
-        summary = evaluate_run(config, state.eval_energy, out_dir)
-    if main_rank:  # curves.png: loss, energy gap, gradient norm, clip fraction / acceptance, grid KL
-        summary.figures.append(plot_curves([out_dir], out_dir / "curves.png", title=run_title(config)))
+    with contextlib.ExitStack() as stack:
+        _claim_folder(out_dir, stack, resume=resume, overwrite=overwrite)
+        try:
+            guard = _open_run(config, state, out_dir, resume=resume)
+            writer = _CheckpointWriter(config, out_dir, guard, last=state.iteration)
+            rollback, on_event, on_log = _run_callbacks(config, out_dir, writer)
+            guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback,
+                          on_event=on_event, on_log=on_log, on_checkpoint=writer,
+                          progress=progress and main_rank, objective=objective, stop=_stop_check(stop))
+            if state.iteration < config.train.iterations:  # only a stop ends the loop early
+                raise _stopped(config, state, out_dir, writer, stop)
+            config = adapted_config(config, state.adaptation)  # figures sample with the adapted step
+            before_figures = "after the last iteration, before the figures and summary.json were written"
+            if stop and main_rank:
+                raise _stopped(config, state, out_dir, writer, stop, during=before_figures)
+            if stop is not None:
+                stop.immediate = True  # no iteration left to finish: a signal stops the figures at once
+            try:
+                if not main_rank:
+                    summary = RunSummary(out_dir=out_dir)
+                elif images is not None:
+                    summary = evaluate_image_run(config, state.eval_energy, images, out_dir)
+                elif not config.data.is_toy:
+                    from anila.train.evaluate_points import evaluate_points_run
+
+                    summary = evaluate_points_run(config, state.eval_energy, out_dir)
+                else:
+                    summary = evaluate_run(config, state.eval_energy, out_dir)
+                if main_rank:  # curves.png: loss, energy gap, gradient norm, clip fraction / acceptance, grid KL
+                    summary.figures.append(plot_curves([out_dir], out_dir / "curves.png", title=run_title(config)))
+            except KeyboardInterrupt:
+                if not stop:
+                    raise
+                raise _stopped(config, state, out_dir, writer, stop, during=before_figures) from None
+            finally:
+                if stop is not None:
+                    stop.immediate = False
+        except OSError as exc:
+            raise _write_failed(exc, out_dir, state) from None
+        except KeyboardInterrupt:
+            if stop is None:
+                raise
+            newest = _newest_iteration(out_dir)
+            saved = (f"the newest checkpoint is iteration {newest}" if newest is not None else "no checkpoint yet")
+            raise RunInterrupted(f"{stop.name or 'SIGINT'}: stopped at once by a second signal; {saved}; resume "
+                                 f"with: {resume_command(out_dir)}", stop.signum or signal.SIGINT) from None
     summary.energy = state.energy
     return summary
 
 
 def run_title(config: Config) -> str:
     """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
-    sampling = f"{type(config.sampler).__name__}, K={config.train.num_steps}"
+    sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
     if config.objective.uses_sampler:
         return f"{config.data.name}: {sampling}"
     if hasattr(config.objective, "sample"):
@@ -270,7 +458,7 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
         plot_image_grid(shown, out_dir / "data.png", f"{config.data.name}: data"),
         plot_image_grid(samples, out_dir / "samples.png", title),
     ])
-    (out_dir / "summary.json").write_text(json.dumps(summary.metrics, indent=2))
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary.metrics, indent=2))
     return summary
 
 
@@ -299,7 +487,7 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
         plot_samples(data, samples, bound, out_dir / "samples.png", title),
         plot_densities(log_model, log_true, bound, out_dir / "density.png", title),
     ]
-    (out_dir / "summary.json").write_text(json.dumps(summary.metrics, indent=2))
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary.metrics, indent=2))
     return summary
 
 
@@ -311,15 +499,31 @@ def adapted_config(config: Config, adaptation: AdaptiveStepSize | None) -> Confi
 
 
 def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module]:
-    """Rebuild the config and the trained energy from a checkpoint file or run folder; a sampler whose step was
-    adapted during training samples with the adapted step."""
+    """Rebuild the config and the trained energy from a checkpoint file or run folder.
+
+    A sidecar without a config, a config that does not validate, or weights that do not fit the model the
+    config builds (e.g. another width) raise :class:`~anila.errors.DataError` naming the checkpoint."""
     groups, meta = load_checkpoint(checkpoint)
-    config = config_from_dict(meta["config"])
-    if config.adaptation is not None and "adaptation" in groups:
+    if not isinstance(meta.get("config"), dict):
+        raise DataError(f"checkpoint {checkpoint} has no config in its sidecar, so its model cannot be rebuilt; "
+                        "use a checkpoint written by anila train")
+    try:
+        config = config_from_dict(meta["config"])
+    except ConfigError as exc:
+        raise DataError(f"checkpoint {checkpoint}: its config is invalid ({exc})") from None
+    if config.adaptation is not None and "adaptation" in groups:  # sample with the step adapted in training
         adaptation = AdaptiveStepSize(config.adaptation, 1.0)
         adaptation.load_state_dict(groups["adaptation"])
         config = adapted_config(config, adaptation)
     energy = config.build_energy()
-    energy.load_state_dict(groups["ema"] if "ema" in groups else groups["model"])  # sample with EMA weights
+    weights = groups.get("ema") or groups.get("model")  # sample with the EMA weights when kept
+    if weights is None:
+        raise DataError(f"checkpoint {checkpoint} holds no model weights (model.* tensors)")
+    try:
+        energy.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise DataError(f"checkpoint {checkpoint}: its weights do not fit the model of its config ({first})"
+                        ) from None
     energy.eval()
     return config, energy

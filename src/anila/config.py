@@ -144,7 +144,7 @@ class DataConfig:
         if self.is_toy:
             return (2,)
         if self.name == POINT_FILE:
-            return (load_points_cached(self.path, key=self.key).shape[1],)
+            return (load_points_cached(self.path, key=self.key).shape[1],)  # type: ignore[arg-type]  # path: checked
         size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 

@@ -54,5 +54,5 @@ def describe_os_error(exc: OSError) -> str:
             errno.EROFS: "the file system is read-only; write elsewhere",
             errno.ENOTDIR: "a part of the path is a file, not a folder",
             errno.EEXIST: "a file of that name is in the way",
-            errno.EISDIR: "it is a folder, not a file"}.get(exc.errno)
+            errno.EISDIR: "it is a folder, not a file"}.get(exc.errno or 0)
     return f"{where}: {problem}" + (f" ({hint})" if hint else "") if where else problem

@@ -22,7 +22,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -109,11 +109,11 @@ class NpyWriter:
     add up to exactly ``num`` rows, else the file is not written and :class:`ValueError` is raised. Memory
     holds one batch at a time."""
 
-    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype: np.dtype | str = np.float32):
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype: np.typing.DTypeLike = np.float32):
         self.path, self.shape, self.dtype = Path(path), tuple(int(s) for s in shape), np.dtype(dtype)
         self.rows = 0
-        self._context = None
-        self._file: BinaryIO | None = None
+        self._context: Any = None  # the atomic_writer context, entered in __enter__
+        self._file: Any = None  # its binary file
 
     def __enter__(self) -> NpyWriter:
         self._context = atomic_writer(self.path)

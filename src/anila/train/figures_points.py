@@ -34,7 +34,7 @@ def plot_density_1d(log_model: Tensor, extent: tuple[float, float], data: Tensor
     width = (hi - lo) / len(log_model)
     centres = lo + width * (np.arange(len(log_model)) + 0.5)
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(lo, hi, 61)
+    bins = np.linspace(lo, hi, 61).tolist()
     ax.hist(_np(data)[:, 0], bins=bins, density=True, alpha=0.4, color=DATA_COLOUR, label="data")
     ax.hist(_np(samples)[:, 0], bins=bins, density=True, alpha=0.4, color=SAMPLE_COLOUR, label="samples")
     ax.plot(centres, np.exp(_np(log_model)) / width, color="k", label="learned exp(-E)")

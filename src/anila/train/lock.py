@@ -23,7 +23,7 @@ from anila.errors import RunFolderBusy
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".lock"
 

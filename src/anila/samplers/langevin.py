@@ -118,14 +118,3 @@ class LowTemperature(StepSizeMixin):
         return unadjusted_step(self.rule, self, energy, state, generator, create_graph=create_graph,
                                collect_info=collect_info)
 
-
-def low_temperature(sampler, temperature: float) -> LowTemperature:
-    """``sampler``'s unadjusted proposal (same rule, step and gradient clip) with its noise scaled by
-    ``sqrt(temperature)``: temperature 0 is preconditioned gradient descent on the energy (improved CD, Figure 7)."""
-    if not isinstance(sampler, LangevinFamily):
-        raise ValueError(f"low-temperature descent needs a Langevin-family sampler, not {type(sampler).__name__}; "
-                         "use langevin, anila, mala, metropolis_anila, psgld or metropolis_psgld")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    return LowTemperature(rule=sampler.rule, step_size=sampler.step_size,
-                          noise_scale=sampler.noise_scale * math.sqrt(temperature), grad_clip=sampler.grad_clip)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -49,7 +50,7 @@ class LangevinFamily(StepSizeMixin):
         if self.is_exact and self.noise_scale == 0:
             raise ValueError("noise_scale must be > 0 for a Metropolis-adjusted sampler")
 
-    @property
+    @cached_property  # built once per sampler: a step only reads it
     def rule(self):
         return Identity()
 

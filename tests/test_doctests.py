@@ -16,10 +16,7 @@ MODULES = sorted(info.name for info in pkgutil.walk_packages(anila.__path__, "an
                  if info.name not in ("anila.__main__",))
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: Modules whose examples are known to fail, with why; each is a bug to fix in that module's docstring.
-KNOWN_FAILURES = {
-    "anila.samplers.adapt": "AdaptiveStepSize's example expects a smaller step after one low-acceptance update "
-                            "(the sampler package is being rewritten; reported)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[n], strict=True))

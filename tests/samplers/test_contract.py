@@ -149,3 +149,8 @@ def test_state_clamp_keeps_chains_in_the_box():
     x = sample_chains(REGISTRY["langevin"].cls(step_size=1.0, clamp=(-1.0, 1.0)), energy, 3 * torch.randn(50, 2), 3,
                       generator=torch.Generator().manual_seed(0))
     assert x.abs().max() <= 1.0
+
+
+def test_an_integer_start_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"floating-point tensor.*x0\.float\(\)"):
+        sample_chains(make("langevin"), MLPEnergy(dim=2, width=8, depth=1), torch.zeros(4, 2, dtype=torch.long), 1)

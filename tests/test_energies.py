@@ -47,11 +47,11 @@ def test_gaussian_energy_gradient_and_log_z():
 
 
 def test_invalid_analytic_parameters_raise():
-    with pytest.raises(ValueError):
-        GaussianMixture(torch.zeros(3, 2), stds=torch.ones(4))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"stds must be positive with shape \(\), \(K,\) or \(K, d\)"):
+        GaussianMixture(torch.zeros(3, 2), stds=torch.ones(4))  # 4 stds for 3 components
+    with pytest.raises(ValueError, match=r"weights \(K,\) non-negative with a positive sum"):
         GaussianMixture(torch.zeros(2, 2), weights=torch.zeros(2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="radii and radial_std must be positive"):
         Rings(radial_std=-1.0)
 
 

@@ -35,7 +35,7 @@ def test_multiscale_energy_is_the_sum_over_scales():
     x = torch.randn(2, 3, 16, 16)
     expected = sum(e(torch.nn.functional.avg_pool2d(x, s)) for s, e in zip((1, 2, 4), energy.energies, strict=True))
     assert torch.allclose(energy(x), expected)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scales must be positive divisors of image_size 18; got \(1, 4\)"):
         MultiScaleEnergy(lambda s: ConvNetEnergy(3, 4, s), image_size=18, scales=(1, 4))
 
 

@@ -37,7 +37,7 @@ BAD = [
     ("train", "keep_checkpoints", -1, "train.keep_checkpoints must be >= 0"),
     ("train", "device", "tpu", "train.device must be auto, cpu, cuda or cuda:N"),
     ("eval", "resolution", 8, "eval.resolution: unknown key"),
-    ("eval", "num_samples", 0, "eval.num_samples must be >= 1, got 0"),
+    ("eval", "num_samples", 0, "eval.num_samples must be in [1, 1000000], got 0"),
     ("eval", "bound", float("nan"), "eval.bound: expected a finite number"),
     ("guard", "retries", 2, "guard.retries: unknown key"),
     ("guard", "max_retries", 1.5, "guard.max_retries: expected int"),

@@ -69,6 +69,8 @@ DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
 IMAGE_SIZES = {"mnist": 28, "mnist5k": 28, "cifar10": 32}
 LABELLED_DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
 POINT_FILE = "points"  # [data] name of a point cloud read from data.path
+MAX_GRID_RESOLUTION = 4096  # eval.grid_resolution at most: 16.8M grid cells
+MAX_EVAL_SAMPLES = 1_000_000  # eval.num_samples at most
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,9 @@ class DataConfig:
 class EvalConfig:
     """The ``[eval]`` section: end-of-run figures and grid metrics.
 
-    ``grid_resolution``: cells per axis of the density grid; ``num_samples``: chains drawn for the sample
-    figure (from fresh chain-init noise with the training sampler and ``num_steps``); ``bound``: half-width
-    of the square plotted and integrated over (default: the data set's own).
+    ``grid_resolution``: cells per axis of the density grid (2 to :data:`MAX_GRID_RESOLUTION`); ``num_samples``:
+    chains drawn for the sample figure (from fresh chain-init noise with the training sampler and ``num_steps``);
+    ``bound``: half-width of the square plotted and integrated over (default: the data set's own).
     """
 
     grid_resolution: int = 256
@@ -161,10 +163,10 @@ class EvalConfig:
     bound: float | None = None
 
     def __post_init__(self) -> None:
-        if self.grid_resolution < 2:
-            raise ValueError(f"grid_resolution must be >= 2, got {self.grid_resolution}")
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        if not 2 <= self.grid_resolution <= MAX_GRID_RESOLUTION:
+            raise ValueError(f"grid_resolution must be in [2, {MAX_GRID_RESOLUTION}], got {self.grid_resolution}")
+        if not 1 <= self.num_samples <= MAX_EVAL_SAMPLES:
+            raise ValueError(f"num_samples must be in [1, {MAX_EVAL_SAMPLES}], got {self.num_samples}")
         if self.bound is not None and not self.bound > 0:
             raise ValueError(f"bound must be > 0, got {self.bound}")
 

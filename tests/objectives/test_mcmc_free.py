@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from anila.energies import GaussianMixture, MLPEnergy
@@ -350,10 +351,20 @@ def test_gaussian_noise_fit_sample_and_log_prob():
 def test_nce_metrics():
     log_z = nn.Parameter(torch.tensor(0.7, dtype=DT))
     x = DATA.sample(100, torch.Generator().manual_seed(0))
-    loss, metrics = nce_loss(_fixed_quadratic(), log_z, x, NOISE, noise_ratio=2.5,
-                             generator=torch.Generator().manual_seed(1))
+    model = _fixed_quadratic()
+    loss, metrics = nce_loss(model, log_z, x, NOISE, noise_ratio=2.5, generator=torch.Generator().manual_seed(1))
     assert loss.requires_grad and float(metrics["log_z"]) == pytest.approx(0.7)
-    assert 0.0 <= float(metrics["accuracy"]) <= 1.0
+    # eq. 18-21 by hand: m = 2.5 n noise draws from the same generator, logit = -E - log Z - log q - log nu
+    y = NOISE.sample(250, torch.Generator().manual_seed(1)).to(DT)
+    with torch.no_grad():
+        def logit(z):
+            return -model(z) - 0.7 - NOISE.log_prob(z) - math.log(2.5)
+
+        correct = int((logit(x) > 0).sum() + (logit(y) < 0).sum())
+        expected = F.softplus(-logit(x)).mean() + 2.5 * F.softplus(logit(y)).mean()
+    assert 0 < correct < 350  # neither trivially all right nor all wrong
+    assert float(metrics["accuracy"]) == pytest.approx(correct / 350, abs=1e-12)
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-12)
     loss.backward()
     assert log_z.grad is not None
 

@@ -12,7 +12,13 @@ files the user puts in a ``root`` folder:
   version; ``root`` holds the batches folder or is the batches folder. The python batches are pickles: they are
   read with a restricted unpickler that can build numpy arrays and nothing else.
 - ``folder``: :func:`load_image_folder` -- every ``.jpg``/``.jpeg``/``.png`` under ``root`` (e.g. Oxford Flowers
-  102's ``jpg/``), RGB, resized so the short side is ``size`` and centre-cropped to a square.
+  102's ``jpg/``), RGB, resized so the short side is ``size`` and centre-cropped to a square. An image over
+  :data:`MAX_IMAGE_PIXELS` (50 million) pixels, a decompression bomb, or one whose sides differ by more than
+  :data:`MAX_ASPECT_RATIO` (20:1) is refused with a :class:`DataError` before its pixels are decoded.
+
+Crafted files cannot exhaust memory: the MNIST IDX header is checked (at most :data:`MNIST_MAX_IMAGES` items)
+before exactly the bytes it announces are read (``.gz`` as a stream); CIFAR-10 files over 40 MB are refused
+unread, and every array a python batch builds is charged against one batch's size before it is allocated.
 
 Pixels ``p`` in ``0..255`` map to ``p / 127.5 - 1`` (so 0 -> -1 and 255 -> 1 exactly); digits ``v`` in ``0..16`` to
 ``v / 8 - 1``. :func:`dequantize` adds Gaussian noise (the AniLA paper used sd 0.03) and :func:`batch_sampler` makes
@@ -59,6 +65,14 @@ MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then 1024 red, 1024 green and 1024 blue bytes
+CIFAR_BATCH_IMAGES = 10000  # every CIFAR-10 batch file holds exactly this many images
+#: Bytes one CIFAR-10 python batch may allocate in arrays (its images, its labels, and slack): checked before
+#: any array is built, so a crafted pickle cannot exhaust memory.
+CIFAR_ARRAY_BUDGET = CIFAR_BATCH_IMAGES * (_CIFAR_RECORD - 1) + CIFAR_BATCH_IMAGES * 8 + 2**20
+CIFAR_FILE_LIMIT = 40 * 2**20  # a genuine python batch is about 31 MB, a binary one 30.7 MB
+MNIST_MAX_IMAGES = 100_000  # MNIST has 60000 + 10000; a header announcing more is refused before reading
+MAX_IMAGE_PIXELS = 50_000_000  # image folders: larger images are refused (PIL's own bomb limit is 89.5M)
+MAX_ASPECT_RATIO = 20  # image folders: long side / short side at most
 _CIFAR_LAYOUTS = (("cifar-10-batches-bin", ".bin", "binary"), ("cifar-10-batches-py", "", "python"))
 
 PathLike = str | os.PathLike
@@ -91,14 +105,16 @@ def _root(root: PathLike | None, what: str, expected: str) -> Path:
     return path
 
 
-def _read_bytes(path: Path) -> bytearray:
-    """The (gunzipped, for ``.gz``) content of ``path``, writable so numpy/torch views need no copy."""
+def _read_bytes(path: Path, limit: int | None = None) -> bytearray:
+    """The content of ``path``, writable so numpy/torch views need no copy; a file larger than ``limit`` bytes is
+    refused before it is read."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return bytearray(f.read())
+        size = path.stat().st_size
+        if limit is not None and size > limit:
+            raise DataError(f"{path} is {size} bytes, more than the {limit} a genuine file of its kind has; "
+                            "it is not the right file, or it is corrupt")
         return bytearray(path.read_bytes())
-    except (OSError, EOFError, ValueError) as exc:  # BadGzipFile is an OSError; a cut stream raises EOFError
+    except OSError as exc:
         raise DataError(f"cannot read {path} ({exc}); the file is corrupt or truncated, download it again") from None
 
 
@@ -129,29 +145,48 @@ def load_digits(*, size: int = 8, root: PathLike | None = None) -> tuple[Tensor,
 # --------------------------------------------------------------------------------------------- MNIST
 
 
-def _read_idx(path: Path, dims: tuple[int | None, ...]) -> np.ndarray:
-    """An IDX file of unsigned bytes with ``len(dims)`` dimensions; ``None`` in ``dims`` means any size."""
-    raw = _read_bytes(path)
+def _read_exactly(f, size: int, path: Path, what: str) -> bytes:
+    data = f.read(size)
+    if len(data) < size:
+        raise DataError(f"{path} is truncated: its {what} needs {size} bytes, the file holds {len(data)}; "
+                        "download it again")
+    return data
+
+
+def _read_idx(path: Path, dims: tuple[int | None, ...], max_items: int = MNIST_MAX_IMAGES) -> np.ndarray:
+    """An IDX file of unsigned bytes with ``len(dims)`` dimensions; ``None`` in ``dims`` means any size, up to
+    ``max_items``. The header is read and checked first, then exactly the bytes it announces (``.gz`` files are
+    decompressed as a stream): a crafted header cannot make it allocate more than that."""
     ndim = len(dims)
     magic = 0x0800 | ndim  # two zero bytes, type 0x08 (unsigned byte), number of dimensions
     header = 4 + 4 * ndim
-    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != magic:
-        found = raw[:4].hex() if len(raw) >= 4 else f"only {len(raw)} bytes"
-        raise DataError(f"{path} is not an IDX file of {ndim}-D unsigned bytes (magic number {found}, expected "
-                        f"{magic:08x}); check that the file is the one its name says and not corrupt")
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    for want, got in zip(dims, shape, strict=True):
-        if want is not None and got != want:
-            raise DataError(f"{path} holds arrays of shape {shape}, expected {dims} (None: any); "
-                            "it is not an MNIST file, put the right one there")
-    size = math.prod(shape)
-    if len(raw) - header != size:
-        problem = "truncated" if len(raw) - header < size else "longer than its header says"
-        raise DataError(f"{path} is {problem}: its header announces {size} bytes of data for shape {shape}, "
-                        f"the file holds {len(raw) - header}; download it again")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+            head = f.read(header)
+            if len(head) < 4 or int.from_bytes(head[:4], "big") != magic:
+                found = head[:4].hex() if len(head) >= 4 else f"only {len(head)} bytes"
+                raise DataError(f"{path} is not an IDX file of {ndim}-D unsigned bytes (magic number {found}, "
+                                f"expected {magic:08x}); check that the file is the one its name says and not corrupt")
+            if len(head) < header:
+                raise DataError(f"{path} is truncated: {len(head)} bytes, shorter than its {header}-byte IDX header")
+            shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
+            for want, got in zip(dims, shape, strict=True):
+                if want is not None and got != want:
+                    raise DataError(f"{path} holds arrays of shape {shape}, expected {dims} (None: any); "
+                                    "it is not an MNIST file, put the right one there")
+            if shape[0] > max_items:
+                raise DataError(f"{path}: its header announces {shape[0]} items, more than the {max_items} an MNIST "
+                                "file may hold; it is not an MNIST file, or it is corrupt")
+            size = math.prod(shape)
+            raw = bytearray(_read_exactly(f, size, path, f"header's shape {shape}"))
+            if f.read(1):
+                raise DataError(f"{path} is longer than its header says ({size} bytes of data for shape {shape}); "
+                                "download it again")
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:  # BadGzipFile is an OSError; a cut stream raises EOFError
+        raise DataError(f"cannot read {path} ({exc}); the file is corrupt or truncated, download it again") from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def _find_mnist(root: Path, name: str) -> Path | None:
@@ -210,6 +245,63 @@ def _numpy_reconstructors() -> dict[tuple[str, str], object]:
     return allowed
 
 
+class _ArrayBudget:
+    """Bytes the arrays of one batch may still take; every array is charged before numpy allocates it."""
+
+    def __init__(self, path: Path, limit: int = CIFAR_ARRAY_BUDGET):
+        self.path, self.left = path, limit
+
+    def charge(self, shape, dtype) -> None:
+        try:
+            dims = (int(shape),) if isinstance(shape, int) else tuple(int(d) for d in shape)
+            size = math.prod(dims) * np.dtype(dtype).itemsize
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{self.path}: an array of shape {shape!r} and dtype {dtype!r} is not part of a CIFAR-10 "
+                            "batch; refused to unpickle it") from None
+        if min(dims, default=0) < 0 or size > self.left:
+            raise DataError(f"{self.path} asks for an array of shape {dims} ({size} bytes), more than a CIFAR-10 "
+                            f"batch holds ({CIFAR_BATCH_IMAGES} images of 3x32x32); refused before allocating it "
+                            f"(re-extract cifar-10-python.tar.gz from {CIFAR_URL})")
+        self.left -= size
+
+
+def _bounded_numpy(budget: _ArrayBudget) -> dict[tuple[str, str], object]:
+    """The allow-listed numpy globals, each charging ``budget`` with the array it is about to build."""
+    reconstruct = np.empty(1, dtype=np.uint8).__reduce__()[0]
+
+    class BoundedArray(np.ndarray):
+        """Stands in for ``numpy.ndarray``: calling it, or a pickle's ``__setstate__`` on it, is charged first."""
+
+        def __new__(cls, shape, dtype=float, buffer=None, offset=0, strides=None, order=None):
+            budget.charge(shape, dtype)
+            return np.ndarray.__new__(np.ndarray, shape, dtype, buffer, offset, strides, order)
+
+        def __setstate__(self, state):
+            if not isinstance(state, tuple) or len(state) not in (4, 5):
+                raise pickle.UnpicklingError("unexpected ndarray state")
+            shape, dtype = state[-4], state[-3]
+            budget.charge(shape, dtype)
+            super().__setstate__(state)
+
+    def bounded_reconstruct(subtype, shape, dtype):
+        if subtype is not BoundedArray:
+            raise pickle.UnpicklingError("_reconstruct may only build numpy.ndarray")
+        budget.charge(shape, dtype)
+        return reconstruct(subtype, shape, dtype)
+
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): BoundedArray, ("numpy", "dtype"): np.dtype}
+    for (module, name), function in _numpy_reconstructors().items():
+        if name == "_reconstruct":
+            allowed[(module, name)] = bounded_reconstruct
+        elif name == "_frombuffer":
+            def bounded_frombuffer(buffer, dtype, shape, order, _original=function):
+                budget.charge(shape, dtype)
+                return _original(buffer, dtype, shape, order)
+
+            allowed[(module, name)] = bounded_frombuffer
+    return allowed
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickles a CIFAR-10 python batch and refuses every global a batch does not need.
 
@@ -217,6 +309,8 @@ class _CifarUnpickler(pickle.Unpickler):
     ``numpy.ndarray`` and ``numpy.dtype``: a dict of byte strings, a uint8 array and lists of ints and strings.
     Re-pickled copies may also name numpy 2's ``numpy._core`` paths, ``numpy._core.numeric._frombuffer``
     (protocol 5) or ``_codecs.encode`` (Python 3's way of writing bytes at protocol 2, allowed for latin-1 only).
+    Every array those globals build is charged against :data:`CIFAR_ARRAY_BUDGET` (one batch's images and
+    labels) before it is allocated, so a tiny crafted pickle cannot ask for gigabytes.
     """
 
     ALLOWED = {**_numpy_reconstructors(), ("_codecs", "encode"): _latin1_encode}
@@ -224,10 +318,11 @@ class _CifarUnpickler(pickle.Unpickler):
     def __init__(self, file, path: Path):
         super().__init__(file, encoding="bytes")
         self.path = path
+        self.allowed = {**self.ALLOWED, **_bounded_numpy(_ArrayBudget(path))}
 
     def find_class(self, module: str, name: str):
         try:
-            return self.ALLOWED[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
             raise DataError(f"{self.path} asks to load {module}.{name}, which a CIFAR-10 batch never needs; refused "
                             f"to unpickle it (not a genuine batch: re-extract cifar-10-python.tar.gz from "
@@ -238,11 +333,12 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _field(batch: dict, key: str):
-    return batch[key.encode()] if key.encode() in batch else batch.get(key)
+    value = batch[key.encode()] if key.encode() in batch else batch.get(key)
+    return np.asarray(value) if isinstance(value, np.ndarray) else value  # a plain ndarray, not the bounded stand-in
 
 
 def _cifar_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, limit=CIFAR_FILE_LIMIT)
     try:
         batch = _CifarUnpickler(io.BytesIO(raw), path).load()
     except DataError:
@@ -268,7 +364,7 @@ def _cifar_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cifar_binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, limit=CIFAR_FILE_LIMIT)
     if not raw or len(raw) % _CIFAR_RECORD:
         raise DataError(f"{path} is not a CIFAR-10 binary batch: {len(raw)} bytes is not a positive multiple of "
                         f"{_CIFAR_RECORD} (1 label byte + 3072 pixel bytes per image); it is truncated or corrupt, "
@@ -334,19 +430,40 @@ def _image_files(root: Path) -> list[Path]:
 
 def _square_rgb(path: Path, size: int) -> np.ndarray:
     """``path`` as RGB uint8 ``(size, size, 3)``: short side resized to ``size`` (bicubic), centre-cropped."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as file:
-            rgb = file.convert("RGB")
-            width, height = rgb.size
-            scale = size / min(width, height)
-            new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-            rgb = rgb.resize((new_w, new_h), Image.Resampling.BICUBIC)
-            left, top = (new_w - size) // 2, (new_h - size) // 2
-            return np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is an error, never a warning
+            with Image.open(path) as file:
+                _check_image_size(path, *file.size)  # from the header, before any pixel is decoded
+                rgb = file.convert("RGB")
+                width, height = rgb.size
+                scale = size / min(width, height)
+                new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+                rgb = rgb.resize((new_w, new_h), Image.Resampling.BICUBIC)
+                left, top = (new_w - size) // 2, (new_h - size) // 2
+                return np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {path} is a decompression bomb ({exc}); images up to {MAX_IMAGE_PIXELS} pixels "
+                        "are read: delete or replace the file") from None
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise DataError(f"cannot read image {path} ({exc}); delete or replace the file") from None
+
+
+def _check_image_size(path: Path, width: int, height: int) -> None:
+    """Refuse an image over :data:`MAX_IMAGE_PIXELS` pixels or with a side ratio over :data:`MAX_ASPECT_RATIO`."""
+    if width < 1 or height < 1:
+        raise DataError(f"image {path} is {width}x{height} pixels: empty; delete or replace the file")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"image {path} is {width}x{height} = {width * height} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS} an image folder may hold per image (a decompression bomb, or far larger "
+                        "than the training size); shrink or delete it")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise DataError(f"image {path} is {width}x{height} pixels: its sides differ by more than "
+                        f"{MAX_ASPECT_RATIO}:1, which a square crop cannot use; crop or delete it")
 
 
 def load_image_folder(root: PathLike, *, size: int = 32) -> Tensor:

@@ -34,6 +34,7 @@ from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.objectives.select import ImprovedCD, bind_objective
 from anila.presets import preset_names
+from anila.samplers.adapt import AdaptiveStepSize
 from anila.studies.common import markdown_table, write_csv
 from anila.train.guard import StepRejected
 from anila.train.loop import make_train_state, train
@@ -68,6 +69,8 @@ def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float)
     torch.manual_seed(seed)
     energy = config.build_energy()
     state = make_train_state(energy, config.train, config.chains, config.data.event_shape)
+    if config.adaptation is not None:  # [sampler] adapt = true: the step tuned across iterations
+        state.adaptation = AdaptiveStepSize(config.adaptation, config.sampler.step_size, state.generator.device)
 
     def data(n, g):
         return dataset.sample(n, generator=g)

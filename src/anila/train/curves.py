@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from anila.errors import DataError
+from anila.io import save_figure
 
 #: ``(keys, y-axis label)`` per panel; the first key a record holds is plotted.
 PANELS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -107,7 +108,8 @@ def plot_curves(run_dirs: Sequence[str | Path], out: str | Path, *, labels: Sequ
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, out, dpi=110)  # atomic, like every output file (creates the folder)
+    finally:
+        plt.close(fig)
     return out

@@ -33,6 +33,9 @@ from anila.train.ema import EMA
 from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
+MAX_BATCH_SIZE = 1_000_000  #: ``train.batch_size`` at most (chains and data points per iteration)
+MAX_NUM_STEPS = 100_000  #: ``train.num_steps`` (K) at most; the papers use 50-150
+MAX_ITERATIONS = 10**9  #: ``train.iterations`` at most
 Objective = Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
 
 
@@ -41,7 +44,8 @@ class TrainSettings:
     """Hyperparameters of the loop (the ``[train]`` config section).
 
     ``iterations`` parameter updates with Adam(``lr``, ``(beta1, beta2)``) on batches of ``batch_size``
-    data points and as many chains; ``num_steps`` (K) sampler transitions per iteration; a log record
+    data points and as many chains (at most :data:`MAX_BATCH_SIZE`); ``num_steps`` (K, at most
+    :data:`MAX_NUM_STEPS`) sampler transitions per iteration; a log record
     every ``log_every`` iterations; ``checkpoint_every`` (0: only at the end), of which the run folder keeps
     the last ``keep_checkpoints`` (0: all). ``ema_decay`` > 0 keeps an
     exponential moving average of the weights, used for sampling and evaluation; ``grad_clip`` > 0 clips the
@@ -76,6 +80,10 @@ class TrainSettings:
         for name in ("iterations", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, most in (("batch_size", MAX_BATCH_SIZE), ("num_steps", MAX_NUM_STEPS),
+                           ("iterations", MAX_ITERATIONS)):
+            if getattr(self, name) > most:
+                raise ValueError(f"{name} must be <= {most}, got {getattr(self, name)}")
         for name in ("num_steps", "checkpoint_every", "keep_checkpoints", "seed", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

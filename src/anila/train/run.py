@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shlex
 import signal
 from dataclasses import dataclass, field
@@ -353,6 +354,28 @@ def _run_callbacks(config: Config, out_dir: Path, writer: _CheckpointWriter):
     return rollback, on_event, on_log
 
 
+def state_bytes(config: Config) -> int:
+    """A cheap lower bound on the memory a run's tensors of chain states take: the data batch, the chains with
+    their gradient and proposal (x4), and the replay buffer, in float32."""
+    values = math.prod(config.data.event_shape)
+    buffer = config.chains.buffer_size if config.chains.init == "replay" else 0
+    return (5 * config.train.batch_size + buffer) * values * 4
+
+
+def check_memory(config: Config) -> None:
+    """Refuse a CPU run whose chain states alone (:func:`state_bytes`) exceed the machine's memory, before any
+    allocation (a huge ``train.batch_size`` or ``chains.buffer_size`` would otherwise swap or be killed)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return
+    need = state_bytes(config)
+    if config.train.device == "cpu" and need > total:
+        raise ConfigError(f"train.batch_size = {config.train.batch_size} (chains.buffer_size = "
+                          f"{config.chains.buffer_size}): the chain states alone need {need / 2**30:.1f} GiB, more "
+                          f"than this machine's {total / 2**30:.1f} GiB; lower them")
+
+
 def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, resume: bool = False,
                  overwrite: bool = False, stop=None) -> RunSummary:
     """Train as configured, writing the run folder; returns the summary (final KL etc.).
@@ -372,6 +395,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
         raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
                           "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    check_memory(config)
     apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
     energy = config.build_energy()

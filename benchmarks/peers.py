@@ -1,9 +1,9 @@
 """anila beside the peer libraries, in the same run:
 `python benchmarks/peers.py [--budget 60] [--seeds 0,1,2] [--data rings] [--recipes langevin,anila] [--out DIR]`.
 
-Needs the optional peers: `pip install --no-deps torchebm==0.8.9 ebmkit==0.16.0` (`pip install --no-deps
-'anila[peers]'` names them); a library that is absent is skipped with a note. Not part of the test suite's
-measurements (the suite only checks the skip).
+Needs the optional peers, the `peers` extra of pyproject.toml: `pip install --no-deps torchebm==0.8.9
+ebmkit==0.16.0` (both need only torch). A library that is absent is skipped with a note. Not part of the
+test suite's measurements (the suite only checks the skip).
 
 Every run trains the same energy network, anila's `MLPEnergy(dim=2, width=64, depth=4)`, on the same toy for
 the same budget of **process CPU seconds on one torch thread**, and scores the learned `exp(-E)` by grid

@@ -184,7 +184,17 @@ def test_low_temperature_sampler_is_gradient_descent_at_zero():
     from anila.commands.explore import low_temperature_sampler, snapshot_steps
     from anila.energies import Gaussian
     from anila.errors import DataError
-    from anila.samplers import HMC, MALA, AniLA, AniLAGamma, Identity, LowTemperature, MetropolisAniLA, sample_chains
+    from anila.samplers import (
+        HMC,
+        MALA,
+        AniLA,
+        AniLAGamma,
+        Identity,
+        LowTemperature,
+        MetropolisAniLA,
+        ParallelTempering,
+        sample_chains,
+    )
 
     cold = low_temperature_sampler(MALA(step_size=0.2, noise_scale=1.0), 0.0)
     assert cold == LowTemperature(rule=Identity(), step_size=0.2, noise_scale=0.0)
@@ -200,8 +210,12 @@ def test_low_temperature_sampler_is_gradient_descent_at_zero():
     target = Gaussian(torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]]))
     x = sample_chains(cold, target, 3 * torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), 400)
     torch.testing.assert_close(x, target.mean.expand_as(x), atol=1e-4, rtol=0)  # every chain at the mode
-    with pytest.raises(DataError, match="Langevin-family sampler"):
-        low_temperature_sampler(HMC(), 0.0)
+    # other samplers: plain Langevin at their Langevin-equivalent step (HMC: ε²)
+    assert low_temperature_sampler(HMC(step_size=0.3), 0.0) == LowTemperature(step_size=0.3**2, noise_scale=0.0)
+    assert low_temperature_sampler(ParallelTempering(step_size=0.05), 1.0) == LowTemperature(step_size=0.05,
+                                                                                           noise_scale=1.0)
+    with pytest.raises(DataError, match="temperature"):
+        low_temperature_sampler(MALA(), -1.0)
     assert snapshot_steps(1000, 5) == [0, 1, 10, 100, 1000]
 
 

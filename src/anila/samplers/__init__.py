@@ -9,11 +9,11 @@ from anila.samplers.adapt import AdaptiveStepSize, DualAveraging, DualAveragingS
 from anila.samplers.anila import AniLA, MetropolisAniLA
 from anila.samplers.base import ChainState, Sampler
 from anila.samplers.hmc import HMC
-from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperature, low_temperature
+from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperature
 from anila.samplers.metropolis import metropolis_accept, metropolis_hastings
 from anila.samplers.proposal import adjusted_step, unadjusted_step
 from anila.samplers.psgld import MetropolisPreconditionedLangevin, PreconditionedLangevin
-from anila.samplers.registry import REGISTRY, SAMPLERS, Entry, accepts, fields_of, make, name_of
+from anila.samplers.registry import REGISTRY, SAMPLERS, Entry, accepts, fields_of, low_temperature, make, name_of
 from anila.samplers.rules import (
     GAMMA_UPDATES,
     GRANULARITIES,

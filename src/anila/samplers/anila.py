@@ -22,6 +22,7 @@ same proposal, accepted with the asymmetric Gaussian proposal density at both en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from anila.samplers.langevin import Adjusted, Unadjusted
@@ -37,7 +38,7 @@ class _AniLAFields:
 
     carried: ClassVar[tuple[str, ...]] = AniLAGamma.carried
 
-    @property
+    @cached_property  # built once per sampler: a step only reads it
     def rule(self) -> AniLAGamma:
         return AniLAGamma(self.threshold, self.granularity, self.gamma_update, self.noise_scaling)
 

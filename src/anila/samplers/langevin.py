@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -49,7 +50,7 @@ class LangevinFamily(StepSizeMixin):
         if self.is_exact and self.noise_scale == 0:
             raise ValueError("noise_scale must be > 0 for a Metropolis-adjusted sampler")
 
-    @property
+    @cached_property  # built once per sampler: a step only reads it
     def rule(self):
         return Identity()
 
@@ -118,14 +119,3 @@ class LowTemperature(StepSizeMixin):
         return unadjusted_step(self.rule, self, energy, state, generator, create_graph=create_graph,
                                collect_info=collect_info)
 
-
-def low_temperature(sampler, temperature: float) -> LowTemperature:
-    """``sampler``'s unadjusted proposal (same rule, step and gradient clip) with its noise scaled by
-    ``sqrt(temperature)``: temperature 0 is preconditioned gradient descent on the energy (improved CD, Figure 7)."""
-    if not isinstance(sampler, LangevinFamily):
-        raise ValueError(f"low-temperature descent needs a Langevin-family sampler, not {type(sampler).__name__}; "
-                         "use langevin, anila, mala, metropolis_anila, psgld or metropolis_psgld")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    return LowTemperature(rule=sampler.rule, step_size=sampler.step_size,
-                          noise_scale=sampler.noise_scale * math.sqrt(temperature), grad_clip=sampler.grad_clip)

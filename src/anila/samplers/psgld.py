@@ -27,6 +27,7 @@ seeds, against 2.8 for MALA).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from anila.samplers.langevin import Adjusted, Unadjusted
@@ -41,7 +42,7 @@ class _RMSFields:
 
     carried: ClassVar[tuple[str, ...]] = RMSPreconditioner.carried
 
-    @property
+    @cached_property  # built once per sampler: a step only reads it
     def rule(self) -> RMSPreconditioner:
         return RMSPreconditioner(self.alpha, self.damping, self.preconditioner_update)
 

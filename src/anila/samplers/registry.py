@@ -20,7 +20,7 @@ from typing import Any
 from anila.samplers.anila import AniLA, MetropolisAniLA
 from anila.samplers.base import Sampler
 from anila.samplers.hmc import HMC
-from anila.samplers.langevin import MALA, Langevin
+from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperature
 from anila.samplers.psgld import MetropolisPreconditionedLangevin, PreconditionedLangevin
 from anila.samplers.tempering import ParallelTempering
 from anila.samplers.underdamped import UnderdampedLangevin
@@ -85,3 +85,19 @@ def accepts(name: str, field_name: str) -> bool:
 def fields_of(sampler: Sampler) -> dict[str, Any]:
     """The sampler's hyperparameters by name (for configs and reports)."""
     return {f.name: getattr(sampler, f.name) for f in dataclasses.fields(sampler)}
+
+
+def low_temperature(sampler: Sampler, temperature: float) -> LowTemperature:
+    """The unadjusted Langevin step that ``sampler`` corresponds to, with its noise scaled by ``sqrt(temperature)``:
+    temperature 0 is (preconditioned) gradient descent on the energy (improved CD, Figure 7).
+
+    A Langevin-family sampler keeps its rule (AniLA's γ, pSGLD's G), step and gradient clip; any other registered
+    sampler gives plain Langevin at its Langevin-equivalent step (``ε²`` for integrators) and noise 1."""
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if isinstance(sampler, LangevinFamily):
+        return LowTemperature(rule=sampler.rule, step_size=sampler.step_size,
+                              noise_scale=sampler.noise_scale * math.sqrt(temperature), grad_clip=sampler.grad_clip)
+    entry = REGISTRY[name_of(sampler)]
+    step = sampler.step_size**2 if entry.leapfrog else sampler.step_size
+    return LowTemperature(step_size=step, noise_scale=math.sqrt(temperature))

@@ -13,7 +13,7 @@ from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperatu
 from anila.samplers.metropolis import metropolis_accept, metropolis_hastings
 from anila.samplers.proposal import adjusted_step, unadjusted_step
 from anila.samplers.psgld import MetropolisPreconditionedLangevin, PreconditionedLangevin
-from anila.samplers.registry import REGISTRY, SAMPLERS, Entry, accepts, fields_of, low_temperature, make, name_of
+from anila.samplers.registry import REGISTRY, SAMPLERS, Entry, accepts, low_temperature, make, name_of
 from anila.samplers.rules import (
     GAMMA_UPDATES,
     GRANULARITIES,
@@ -33,6 +33,6 @@ __all__ = [
     "DualAveragingState", "Entry", "GAMMA_UPDATES", "GRANULARITIES", "HMC", "Identity", "Langevin",
     "LangevinFamily", "LowTemperature", "MALA", "MetropolisAniLA", "MetropolisPreconditionedLangevin",
     "NOISE_SCALINGS", "ParallelTempering", "PreconditionedLangevin", "REGISTRY", "RMSPreconditioner", "SAMPLERS",
-    "Sampler", "UnderdampedLangevin", "accepts", "adjusted_step", "anila_gamma", "fields_of", "low_temperature", "make",
+    "Sampler", "UnderdampedLangevin", "accepts", "adjusted_step", "anila_gamma", "low_temperature", "make",
     "metropolis_accept", "metropolis_hastings", "name_of", "run_chains", "sample_chains", "unadjusted_step"
 ]

@@ -82,11 +82,6 @@ def accepts(name: str, field_name: str) -> bool:
     return field_name in {f.name for f in dataclasses.fields(REGISTRY[name].cls)}
 
 
-def fields_of(sampler: Sampler) -> dict[str, Any]:
-    """The sampler's hyperparameters by name (for configs and reports)."""
-    return {f.name: getattr(sampler, f.name) for f in dataclasses.fields(sampler)}
-
-
 def low_temperature(sampler: Sampler, temperature: float) -> LowTemperature:
     """The unadjusted Langevin step that ``sampler`` corresponds to, with its noise scaled by ``sqrt(temperature)``:
     temperature 0 is (preconditioned) gradient descent on the energy (improved CD, Figure 7).

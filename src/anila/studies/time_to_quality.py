@@ -32,12 +32,11 @@ import torch
 from anila.config import config_from_dict
 from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.objectives.select import ImprovedCD, bind_objective
 from anila.presets import preset_names
 from anila.samplers.adapt import AdaptiveStepSize
 from anila.studies.common import markdown_table, write_csv
 from anila.train.guard import StepRejected
-from anila.train.loop import make_train_state, train
+from anila.train.loop import attach_objective, make_train_state, train
 
 DATASETS = ("rings", "8gaussians", "checkerboard", "pinwheel", "2spirals")
 CHUNK = 20  # most iterations per call of the training loop between budget checks
@@ -75,8 +74,7 @@ def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float)
     def data(n, g):
         return dataset.sample(n, generator=g)
 
-    objective = bind_objective(config.objective, data, state.generator) or (
-        config.objective if isinstance(config.objective, ImprovedCD) else None)
+    attach_objective(state, config.objective, data, config.train)
     row = dict(recipe=recipe, dataset=dataset_name, seed=seed, budget_s=budget_s, diverged=False)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -85,7 +83,7 @@ def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float)
             per_iteration = spent / state.iteration if state.iteration else math.inf
             chunk = max(1, min(CHUNK, int((budget_s - spent) / per_iteration)))
             settings = dataclasses.replace(config.train, iterations=state.iteration + chunk, log_every=10**9)
-            train(state, config.sampler, config.chains, data, settings, progress=False, objective=objective)
+            train(state, config.sampler, config.chains, data, settings, progress=False)
     except StepRejected as exc:  # a diverged run is a result, recorded as such
         row.update(diverged=True, error=str(exc).split(";")[0])
     row.update(iterations=state.iteration, cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall)
@@ -96,7 +94,7 @@ def evaluate(config, state, log_true: torch.Tensor, bound: float, resolution: in
     """Grid divergences of the trained energy against the truth; also returns the learned grid."""
     energy = state.eval_energy
     energy.eval()
-    density_energy = getattr(config.objective, "density_energy", lambda e: e)(energy)
+    density_energy = config.objective.density_energy(energy)
     log_model = grid_log_prob(lambda x: -density_energy(x), bound, resolution)
     d = density_divergences(log_true, log_model)
     return {"kl_true_model": d["kl_pq"], "kl_model_true": d["kl_qp"], "tv": d["tv"]}, log_model

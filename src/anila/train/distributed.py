@@ -1,12 +1,15 @@
-"""Multi-process training with DistributedDataParallel: ``torchrun --nproc_per_node=N -m anila train CONFIG``.
+"""Multi-process (data-parallel) training: ``torchrun --nproc_per_node=N -m anila train CONFIG``.
 
 Each of the ``N`` processes (ranks) trains on its own ``train.batch_size`` data points and chains (the
-effective batch is ``N · batch_size``); the loss's backward pass averages the parameter gradients across ranks
-(DDP), so every rank applies the same Adam step and the parameters stay identical. What is rank-local:
+effective batch is ``N · batch_size``); after each backward pass the gradients of every trained parameter (the
+energy's and the objective's auxiliary modules') are averaged across ranks in one all-reduce
+(:meth:`DistributedContext.average_gradients`), so every rank applies the same optimizer steps and the
+parameters stay identical. This works the same for every objective, including those that differentiate the
+energy twice (score matching) or train a second network. What is rank-local:
 
 - the loop's generator, seeded ``train.seed + rank · 1_000_000_007`` (rank 0 draws what a one-process run
   draws), hence each rank's data batches, chain starts, sampler noise and replay buffer;
-- the replay buffer / persistent chains and improved CD's bank.
+- the replay buffer / persistent chains and the objective's own state (improved CD's bank).
 
 Rank 0 alone writes files. A checkpoint holds the shared state once and every rank's local state (RNG states,
 buffer) under ``rankR.*`` tensor groups, gathered to rank 0, so ``--resume`` restores each rank exactly (with
@@ -14,12 +17,11 @@ the same number of processes). Logged metrics are averaged across ranks. The gua
 all-reduced (a step is applied only if every rank accepts it), so all ranks roll back together.
 
 Backends: ``nccl`` when CUDA is available (each rank on ``cuda:LOCAL_RANK``), else ``gloo`` on the CPU.
-Only the contrastive divergence objective (``objective.name = "cd"``) runs on several processes.
 
 >>> context = init_distributed()  # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun; else a no-op
 >>> context.enabled, context.world_size, context.is_main   # one process here
 (False, 1, True)
->>> state.ddp = context.wrap(state.energy)  # doctest: +SKIP
+>>> context.broadcast([state.energy])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from torch import Tensor, nn
 from anila.errors import ConfigError
 
 RANK_SEED_STRIDE = 1_000_000_007
-RANK_LOCAL_GROUPS = ("buffer", "bank", "rng")
+RANK_LOCAL_GROUPS = ("buffer", "objective", "rng")
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,31 @@ class DistributedContext:
         return dataclasses.replace(settings, seed=settings.seed + self.rank * RANK_SEED_STRIDE,
                                    device=self.device(settings.device))
 
-    def wrap(self, energy: nn.Module) -> nn.Module | None:
-        """The DDP wrapper of ``energy`` (broadcasts rank 0's weights now), or ``None`` in a one-process run."""
+    def broadcast(self, modules: list[nn.Module]) -> None:
+        """Give every rank rank 0's parameters and buffers of ``modules`` (a no-op in one process)."""
         if not self.enabled:
-            return None
-        from torch.nn.parallel import DistributedDataParallel
+            return
+        with torch.no_grad():
+            for module in modules:
+                for tensor in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(tensor.data, src=0)
 
-        device = next(energy.parameters()).device
-        return DistributedDataParallel(energy, device_ids=[device.index] if device.type == "cuda" else None)
+    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
+        """Replace each parameter's ``.grad`` by its mean over the ranks, in one all-reduce of the flattened
+        gradients (a parameter without a gradient on this rank counts as zero there and keeps ``grad = None``).
+        Every rank must pass the same parameters in the same order. A no-op in one process."""
+        if not self.enabled or not parameters:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        flat = torch.cat([g.detach().reshape(-1).float() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p, g in zip(parameters, grads, strict=True):
+            n = g.numel()
+            if p.grad is not None:
+                p.grad.copy_(flat[offset:offset + n].view_as(g))
+            offset += n
 
     def average(self, record: dict[str, float]) -> dict[str, float]:
         """Mean of each numeric value over the ranks (``iteration`` is the same on all; it stays)."""

@@ -1,11 +1,12 @@
 """Time to quality: what each recipe learns in a fixed compute budget, on toys whose true density is known.
 
 Each recipe is a preset (:mod:`anila.presets`; by default every preset shipped, so a new preset file joins
-the benchmark with no other change). For each recipe, toy and seed it trains the preset's model with the
-preset's sampler, chains and optimiser on the toy, **for ``budget_s`` seconds of process CPU time on one torch
-thread** (``time.process_time``, which other processes on the machine do not inflate; the preset's
-``train.iterations`` is ignored). Then it normalises the learned ``exp(-E)`` on a grid over the toy's box and
-reports
+the benchmark with no other change) or a config file (``configs/rings_ksd.toml``: its ``[data]`` is replaced
+by each toy), so objectives are compared the same way as recipes. For each recipe, toy and seed it trains the
+recipe's model with its objective, sampler, chains and optimiser on the toy, **for ``budget_s`` seconds of
+process CPU time on one torch thread** (``time.process_time``, which other processes on the machine do not
+inflate; the recipe's ``train.iterations`` is ignored). Then it normalises the learned ``exp(-E)`` on a grid
+over the toy's box and reports
 
 - ``kl_true_model``: KL(true ‖ learned) on the ``grid_resolution``² grid (``anila.metrics.density``), and
   ``kl_model_true`` and ``tv`` beside it;
@@ -24,6 +25,7 @@ import dataclasses
 import math
 import statistics
 import time
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,7 +46,8 @@ CHUNK = 20  # most iterations per call of the training loop between budget check
 
 @dataclass(frozen=True)
 class TimeToQualitySettings:
-    """``recipes``: preset names (empty: every preset); ``budget_s``: process CPU seconds per run, one thread."""
+    """``recipes``: preset names or config files (``*.toml``; empty: every preset); ``budget_s``: process CPU
+    seconds per run, one thread."""
 
     recipes: tuple[str, ...] = ()
     datasets: tuple[str, ...] = DATASETS
@@ -60,10 +63,21 @@ def recipes_of(settings: TimeToQualitySettings) -> tuple[str, ...]:
     return settings.recipes or preset_names()
 
 
+def recipe_config(recipe: str, dataset_name: str, seed: int):
+    """The config of ``recipe`` on a toy: a preset name, or the path of a config file (``*.toml``, its
+    ``[data]`` replaced by the toy), with the seed set."""
+    if recipe.endswith(".toml"):
+        raw = tomllib.loads(Path(recipe).read_text())
+    else:
+        raw = {"preset": recipe}
+    raw = {**raw, "data": {"name": dataset_name}, "train": {**raw.get("train", {}), "seed": seed, "iterations": 1}}
+    return config_from_dict(raw)
+
+
 def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float):
-    """Train preset ``recipe`` on a toy for ``budget_s`` process CPU seconds; ``(config, state, row)``."""
-    config = config_from_dict({"preset": recipe, "data": {"name": dataset_name},
-                               "train": {"seed": seed, "iterations": 1}})
+    """Train ``recipe`` (a preset name or a config file) on a toy for ``budget_s`` process CPU seconds;
+    ``(config, state, row)``."""
+    config = recipe_config(recipe, dataset_name, seed)
     dataset = toy_dataset(dataset_name)
     torch.manual_seed(seed)
     energy = config.build_energy()

@@ -1,5 +1,7 @@
 """The chain loop never waits for the device: no ``.item()``, no ``bool(tensor)``, no copy to the host.
 
+(The optional check of the chain start, ``check_start``, synchronises once before the loop: it is off here.)
+
 On CPU the host-synchronising ``Tensor`` methods are patched to raise while the chains run; on a GPU the same
 runs under ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising CUDA call."""
 
@@ -56,11 +58,13 @@ def test_chain_loop_never_synchronises_on_cpu(name, image):
     x0 = torch.rand(4, 1, 8, 8) if image else torch.randn(6, 2)
     g = torch.Generator().manual_seed(1)
     with host_sync_forbidden():
-        out = sample_chains(sampler, energy, x0, 3, generator=g)
-        result = run_chains(sampler, energy, x0, 3, generator=g, record_info=True, record_trajectory=True)
-        last = sample_chains(sampler, energy, x0, 2, generator=g, differentiable_last_step=True)
+        out = sample_chains(sampler, energy, x0, 3, generator=g, check_start=False)
+        result = run_chains(sampler, energy, x0, 3, generator=g, check_start=False, record_info=True,
+                            record_trajectory=True)
+        last = sample_chains(sampler, energy, x0, 2, generator=g, check_start=False, differentiable_last_step=True)
         if sampler.is_exact:  # step-size adaptation during a warm-up stays on the device too
-            adapted = run_chains(sampler, energy, x0, 2, generator=g, num_warmup=3, adaptation=DualAveraging())
+            adapted = run_chains(sampler, energy, x0, 2, generator=g, check_start=False, num_warmup=3,
+                                 adaptation=DualAveraging())
             assert adapted.step_size.shape == (x0.shape[0],)
     assert out.shape == x0.shape and result.trajectory.shape == (4, *x0.shape) and last.shape == x0.shape
 
@@ -77,10 +81,10 @@ def test_chain_loop_never_synchronises_on_cuda(name):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        out = sample_chains(sampler, energy, x0, 5, generator=g)
-        run_chains(sampler, energy, x0, 3, generator=g, record_info=True)
+        out = sample_chains(sampler, energy, x0, 5, generator=g, check_start=False)
+        run_chains(sampler, energy, x0, 3, generator=g, check_start=False, record_info=True)
         if sampler.is_exact:
-            run_chains(sampler, energy, x0, 2, generator=g, num_warmup=3, adaptation=DualAveraging())
+            run_chains(sampler, energy, x0, 2, generator=g, check_start=False, num_warmup=3, adaptation=DualAveraging())
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.shape == x0.shape

@@ -167,6 +167,6 @@ def augment_every_n(sampler: Sampler, energy: Energy, x0: Tensor, num_steps: int
     while done < num_steps:
         steps = min(every, num_steps - done)
         x = augmentation(x, generator)
-        x = run_chains(sampler, energy, x, steps, generator=generator).x.detach()
+        x = run_chains(sampler, energy, x, steps, generator=generator, check_start=False).x.detach()
         done += steps
     return x

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from anila.energies.base import Energy
 from anila.samplers.adapt import DualAveraging
@@ -54,11 +54,27 @@ def warm_up(sampler: Sampler, energy: Energy, state: ChainState, num_warmup: int
     return sampler.with_step_size(DualAveraging.final_step_size(adapted)), state
 
 
+def check_chain_start(energy: Energy, x0: Tensor) -> None:
+    """``ValueError`` for a start ``x0`` of another dtype than the energy module's parameters, or with NaN / inf
+    entries (one host synchronisation)."""
+    parameter = next(energy.parameters(), None) if isinstance(energy, nn.Module) else None
+    if parameter is not None and parameter.is_floating_point() and parameter.dtype != x0.dtype:
+        raise ValueError(f"x0 is {x0.dtype} but the energy's parameters are {parameter.dtype}; pass "
+                         f"x0.to({parameter.dtype}) (or convert the energy)")
+    if not bool(torch.isfinite(x0).all()):
+        raise ValueError(f"x0 holds {int((~torch.isfinite(x0)).sum())} NaN or infinite values: chains started "
+                         "there stay NaN; start from finite points")
+
+
 def run_chains(sampler: Sampler, energy: Energy, x0: Tensor | ChainState, num_steps: int, *,
                generator: torch.Generator | None = None, record_trajectory: bool = False, thin: int = 1,
                record_info: bool = False, differentiable_last_step: bool = False, num_warmup: int = 0,
-               adaptation: DualAveraging | None = None) -> ChainResult:
+               adaptation: DualAveraging | None = None, check_start: bool = True) -> ChainResult:
     """Run ``num_steps`` transitions of ``sampler`` from ``x0`` (a tensor or a state to continue).
+
+    ``check_start`` (default): refuse, with a ``ValueError``, a start tensor that holds NaN or infinite values
+    or whose dtype differs from the energy module's parameters. That costs one host synchronisation before the
+    first step (none inside the loop); the training loop, whose chain starts are its own, passes ``False``.
 
     >>> result = run_chains(MALA(step_size=0.1), Gaussian.isotropic(2), torch.zeros(8, 2), 50,
     ...                     record_info=True)                                  # doctest: +SKIP
@@ -72,6 +88,8 @@ def run_chains(sampler: Sampler, energy: Energy, x0: Tensor | ChainState, num_st
     if not isinstance(x0, ChainState) and not x0.is_floating_point():
         raise ValueError(f"x0 must be a floating-point tensor (chains move continuously), got {x0.dtype}; "
                          "pass x0.float() or x0.double()")
+    if check_start and not isinstance(x0, ChainState):
+        check_chain_start(energy, x0)
     state = x0 if isinstance(x0, ChainState) else ChainState.at(x0.detach())
     if num_warmup > 0:
         sampler, state = warm_up(sampler, energy, state, num_warmup, adaptation, generator)
@@ -102,12 +120,14 @@ def run_chains(sampler: Sampler, energy: Energy, x0: Tensor | ChainState, num_st
 
 
 def sample_chains(sampler: Sampler, energy: Energy, x0: Tensor, num_steps: int, *,
-                  generator: torch.Generator | None = None, differentiable_last_step: bool = False) -> Tensor:
-    """Final states after ``num_steps`` transitions: ``(batch, *event)``, same dtype and device as ``x0``.
+                  generator: torch.Generator | None = None, differentiable_last_step: bool = False,
+                  check_start: bool = True) -> Tensor:
+    """Final states after ``num_steps`` transitions: ``(batch, *event)``, same dtype and device as ``x0``
+    (``check_start``: see :func:`run_chains`).
 
     >>> g = torch.Generator().manual_seed(0)
     >>> x = sample_chains(AniLA(step_size=1.0, threshold=0.01, noise_scale=0.1), energy,
     ...                   torch.randn(100, 2, generator=g), num_steps=100, generator=g)  # doctest: +SKIP
     """
     return run_chains(sampler, energy, x0, num_steps, generator=generator,
-                      differentiable_last_step=differentiable_last_step).x
+                      differentiable_last_step=differentiable_last_step, check_start=check_start).x

@@ -238,7 +238,8 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         if state.adaptation is not None:
             sampler = sampler.with_step_size(state.adaptation.step_size())
         result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
-                            record_info=collect_info, differentiable_last_step=differentiable)
+                            record_info=collect_info, differentiable_last_step=differentiable,
+                            check_start=False)
         if state.adaptation is not None and result.accept_rate is not None:
             state.adaptation.update(result.accept_rate.mean())
             metrics["step_size"] = state.adaptation.step_size()

@@ -54,4 +54,4 @@ typecheck: $(DOCS_STAMP)
 	$(PY) -m mypy
 
 clean:
-	rm -rf runs site dist .pytest_cache
+	rm -rf runs site dist .pytest_cache .mypy_cache

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
@@ -31,6 +30,7 @@ from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
 from anila.train.ema import EMA
 from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
+from anila.train.progress import training_progress
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
 MAX_BATCH_SIZE = 1_000_000  #: ``train.batch_size`` at most (chains and data points per iteration)
@@ -260,8 +260,7 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     :mod:`anila.train.interrupt`).
     """
     start = time.perf_counter()
-    bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
-               dynamic_ncols=True)
+    bar = training_progress(settings.iterations, state.iteration, enabled=progress)
     while state.iteration < settings.iterations:
         if stop is not None and stop():
             break
@@ -273,7 +272,7 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
         if log_now:
             record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},
                       "wall_time": time.perf_counter() - start}
-            bar.set_postfix(loss=f"{record['loss']:.3g}")
+            bar.show(record)
             if on_log is not None:
                 on_log(record)
         every = settings.checkpoint_every

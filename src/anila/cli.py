@@ -83,7 +83,7 @@ def _sample_figure(config, npy: str, figure: str, steps: int | None) -> Path:
     from anila.train.figures import plot_drawn_samples
 
     limit = 64 if len(config.data.event_shape) == 3 else 20_000  # a grid or a scatter needs no more
-    samples = torch.from_numpy(np.array(np.load(npy, mmap_mode="r")[:limit]))
+    samples = torch.from_numpy(np.array(np.load(npy, mmap_mode="r", allow_pickle=False)[:limit]))
     bound = (config.eval.bound or toy_dataset(config.data.name).bound) if config.data.is_toy else None
     steps = config.train.num_steps if steps is None else steps
     title = f"{config.data.name}: {name_of(config.sampler)}, {steps} steps"

@@ -1,6 +1,7 @@
 """Two processes on the CPU (gloo, torch.multiprocessing spawn): the first DDP update with half the batch per rank
 matches a one-process update on the whole batch; a short run keeps the parameters identical on both ranks, and
-a 2-process run stopped and resumed ends bit-identical to an uninterrupted one (rank-local state included)."""
+a 2-process run stopped and resumed ends bit-identical to an uninterrupted one (rank-local state included), for
+contrastive divergence and for one objective of each other family."""
 
 import os
 import socket
@@ -41,6 +42,9 @@ checkpoint_every = 2
 grid_resolution = 8
 num_samples = 16
 """
+#: one objective of each family: a differentiable last sampler step and a rank-local bank; second derivatives of
+#: the energy, no sampler; an auxiliary module (log Z) with its own optimizer
+OBJECTIVE_FAMILIES = ({"name": "improved_cd", "bank_size": 8}, {"name": "ssm"}, {"name": "nce", "fit_samples": 64})
 BATCH = 16
 SETTINGS = TrainSettings(iterations=1, batch_size=BATCH, num_steps=5, lr=1e-3, l2_reg=0.1)
 # noise_scale = 0: the chains are a deterministic function of their start (the data), per chain, so splitting
@@ -48,14 +52,11 @@ SETTINGS = TrainSettings(iterations=1, batch_size=BATCH, num_steps=5, lr=1e-3, l
 SAMPLER, CHAINS = Langevin(step_size=2.0, noise_scale=0.0), ChainInit(init="data")
 
 
-def first_update(x_pos: torch.Tensor, ddp: bool) -> dict[str, torch.Tensor]:
-    from anila.train.distributed import current
-
+def first_update(x_pos: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One training step; inside a process group, train_step averages the gradients over the ranks."""
     torch.manual_seed(0)
     energy = MLPEnergy(dim=2, width=16, depth=2)
     state = make_train_state(energy, SETTINGS, CHAINS, (2,))
-    if ddp:
-        state.ddp = current().wrap(state.energy)
     train_step(state, SAMPLER, CHAINS, x_pos, SETTINGS)
     out = {f"grad.{n}": p.grad.detach().clone() for n, p in energy.named_parameters()}
     out.update({f"param.{n}": p.detach().clone() for n, p in energy.named_parameters()})
@@ -78,12 +79,21 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
         assert bool(context.all_agree(torch.tensor(True)))
         x_pos = torch.randn(BATCH, 2, generator=torch.Generator().manual_seed(123))
         half = BATCH // world_size
-        save_file(first_update(x_pos[rank * half:(rank + 1) * half], ddp=True), f"{folder}/first_{rank}.safetensors")
+        save_file(first_update(x_pos[rank * half:(rank + 1) * half]), f"{folder}/first_{rank}.safetensors")
 
         import tomllib
         for name, iterations, resume in (("whole", 6, False), ("split", 4, False), ("split", 6, True)):
             config = config_from_dict(tomllib.loads(TOY.format(iterations=iterations)))
             summary = run_training(config, f"{folder}/{name}", progress=False, resume=resume)
+        final = summary
+        for objective in OBJECTIVE_FAMILIES:  # every family of objective, stopped and resumed on 2 processes
+            for name, iterations, resume in (("whole", 4, False), ("split", 2, False), ("split", 4, True)):
+                raw = tomllib.loads(TOY.format(iterations=iterations))
+                raw["model"]["activation"] = "silu"
+                raw["objective"] = dict(objective)
+                run_training(config_from_dict(raw), f"{folder}/{objective['name']}_{name}", progress=False,
+                             resume=resume)
+        summary = final
         save_file(summary.energy.state_dict(), f"{folder}/final_{rank}.safetensors")
         assert context.enabled and (context.is_main == (summary.metrics != {}))  # rank 0 alone evaluates
     finally:
@@ -100,9 +110,9 @@ def free_port() -> int:
 def test_two_process_training_on_cpu(tmp_path):
     mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
 
-    # First update: DDP's averaged half-batch gradients equal the one-process whole-batch gradient.
+    # First update: the averaged half-batch gradients equal the one-process whole-batch gradient.
     x_pos = torch.randn(BATCH, 2, generator=torch.Generator().manual_seed(123))
-    reference = first_update(x_pos, ddp=False)
+    reference = first_update(x_pos)
     ranks = [load_file(str(tmp_path / f"first_{rank}.safetensors")) for rank in range(2)]
     checked = []
     for key, value in reference.items():
@@ -131,6 +141,17 @@ def test_two_process_training_on_cpu(tmp_path):
         for name in whole[group]:
             assert torch.equal(whole[group][name], split[group][name]), f"{group}.{name}"
     assert whole_meta["rank_rng"] == split_meta["rank_rng"]
+    for objective in OBJECTIVE_FAMILIES:
+        o_whole, _ = load_checkpoint(tmp_path / f"{objective['name']}_whole")
+        o_split, o_split_meta = load_checkpoint(tmp_path / f"{objective['name']}_split")
+        assert o_split_meta["iteration"] == 4 and o_split.keys() == o_whole.keys(), objective
+        for group in o_whole:
+            for name in o_whole[group]:
+                assert torch.equal(o_whole[group][name], o_split[group][name]), f"{objective}: {group}.{name}"
+    assert "rank1" in o_split and "objective.bank.samples" not in o_split["rank1"]  # nce: no bank
+    bank_run, _ = load_checkpoint(tmp_path / "improved_cd_whole")
+    assert not torch.equal(bank_run["objective"]["bank.samples"], bank_run["rank1"]["objective.bank.samples"])
+    assert "aux" in o_split and "aux" not in o_split["rank1"]  # log Z: shared, stored once
     assert (tmp_path / "whole" / "summary.json").is_file()
     final = [load_file(str(tmp_path / f"final_{rank}.safetensors")) for rank in range(2)]
     for name in final[0]:  # the parameters each rank ends with: identical, and those rank 0 saved

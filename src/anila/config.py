@@ -49,14 +49,10 @@ from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import ConfigError
+from anila.objectives.base import ObjectiveSpec
 from anila.objectives.score_matching import NoiseConditionalMLP
-from anila.objectives.select import (
-    OBJECTIVES,
-    ImprovedCD,
-    LogZEnergy,
-    MultilevelDenoisingScoreMatching,
-    NoiseContrastiveEstimation,
-)
+from anila.objectives.select import OBJECTIVES
+from anila.objectives.select import name_of as objective_name
 from anila.presets import merge_preset
 from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.guard import GuardSettings
@@ -186,15 +182,14 @@ class Config:
     chains: ChainInit
     train: TrainSettings
     eval: EvalConfig
-    objective: Any = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
+    objective: ObjectiveSpec = dataclasses.field(default_factory=lambda: OBJECTIVES["cd"]())
     guard: GuardSettings = dataclasses.field(default_factory=GuardSettings)
     adaptation: DualAveraging | None = None  # [sampler] adapt = true: the step size tuned across iterations
 
     def build_energy(self) -> nn.Module:
-        """The configured energy; wrapped in :class:`LogZEnergy` when the objective learns ``log Z`` (NCE)."""
+        """The configured energy (a fresh, untrained network)."""
         kwargs = {k: v for k, v in self.model.items() if k != "name"}
-        energy = ENERGIES[self.model["name"]](**kwargs, **derived_model_kwargs(self.model["name"], self.data))
-        return LogZEnergy(energy) if isinstance(self.objective, NoiseContrastiveEstimation) else energy
+        return ENERGIES[self.model["name"]](**kwargs, **derived_model_kwargs(self.model["name"], self.data))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         adapt = {} if self.adaptation is None else {"adapt": True, "target_accept": self.adaptation.target_accept}
@@ -203,8 +198,7 @@ class Config:
             "model": dict(self.model),
             "sampler": {"name": name_of(self.sampler), **_fields(self.sampler), **adapt},
             "chains": _fields(self.chains),
-            "objective": {"name": next(n for n, c in OBJECTIVES.items() if type(self.objective) is c),
-                          **_fields(self.objective)},
+            "objective": {"name": objective_name(self.objective), **_fields(self.objective)},
             "train": _fields(self.train),
             "eval": _fields(self.eval),
             "guard": _fields(self.guard),
@@ -355,10 +349,12 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
     _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
     objective = _construct("objective", objective_cls, _checked_kwargs("objective", objective_cls, objective_values))
-    noise_conditional = model_name == "noise_conditional_mlp"
-    if noise_conditional != isinstance(objective, MultilevelDenoisingScoreMatching):
-        raise ConfigError("objective.name: multilevel_dsm and model.name = noise_conditional_mlp go together; "
-                          "use both or neither")
+    paired = {spec.model: name for name, spec in OBJECTIVES.items() if spec.model is not None}
+    if model_name in paired or objective.model is not None:
+        if objective.model != model_name:
+            name = paired.get(model_name) or sections["objective"].get("name")
+            raise ConfigError(f"objective.name: {name} and model.name = {objective.model or model_name} go "
+                              "together; use both or neither")
     if objective.needs_smooth_energy and model.get("activation", "leaky_relu") not in SMOOTH_ACTIVATIONS:
         raise ConfigError(f"objective.name: {sections['objective']['name']} uses second derivatives of the energy, "
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
@@ -367,13 +363,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     if train.cuda_graphs and sampler.carries_gradient:
         raise ConfigError("train.cuda_graphs: only samplers that recompute E and ∇E at every step (langevin, anila, "
                           "psgld) run as CUDA graphs; set sampler.name = \"anila\" or train.cuda_graphs = false")
-    if isinstance(objective, ImprovedCD):
-        if train.num_steps < 1:
-            raise ConfigError("train.num_steps: improved_cd backpropagates through the last sampler step; "
-                              "set num_steps >= 1")
-        if objective.augment and (data.is_points or chains.init not in ("replay", "persistent")):
-            raise ConfigError("objective.augment: augmentation transitions apply to image chains drawn from a "
-                              "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
+    try:
+        objective.check(model_name=model_name, chain_init=chains.init, is_points=data.is_points,
+                        num_steps=train.num_steps)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
     guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,

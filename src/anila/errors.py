@@ -34,6 +34,12 @@ class RunInterrupted(AnilaError):
         self.exit_code = 128 + signum
 
 
+class RankLost(AnilaError):
+    """A multi-process run lost a rank: a collective failed (a process died) or timed out (one hung)."""
+
+    exit_code = 4
+
+
 class OutputError(AnilaError):
     """A file could not be written (full disk, read-only folder, a path that is a file)."""
 

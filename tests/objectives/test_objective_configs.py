@@ -9,7 +9,7 @@ import torch
 from anila.cli import main
 from anila.config import config_from_dict
 from anila.errors import ConfigError
-from anila.objectives import OBJECTIVES, LogZEnergy
+from anila.objectives import OBJECTIVES
 from anila.train.run import load_trained_energy
 
 TINY = {"data": {"name": "8gaussians"}, "model": {"width": 16, "depth": 2, "activation": "silu"},
@@ -47,12 +47,16 @@ def test_multilevel_dsm_samples_with_annealed_langevin_from_a_checkpoint(tmp_pat
 
 
 def test_nce_log_z_is_checkpointed_and_reloaded(tmp_path):
+    from anila.train.checkpoint import load_checkpoint
     from anila.train.run import run_training
 
     config = config_from_dict({**TINY, "objective": {"name": "nce", "fit_samples": 500}})
     run_training(config, tmp_path, progress=False)
-    _, energy = load_trained_energy(tmp_path)
-    assert isinstance(energy, LogZEnergy) and energy.log_z.item() != 0.0
+    groups, meta = load_checkpoint(tmp_path)  # log Z: an auxiliary module with its own Adam
+    assert groups["aux"]["log_z.log_z"].item() != 0.0 and "log_z.0.exp_avg" in groups["aux_optimizer"]
+    assert meta["aux_optimizer"]["log_z"]["param_groups"][0]["lr"] == config.train.lr
+    _, energy = load_trained_energy(tmp_path)  # the energy alone, as for every objective
+    assert energy.state_dict().keys() == config.build_energy().state_dict().keys()
     assert main(["sample", str(tmp_path), "--num", "5", "--out", str(tmp_path / "s.npy")]) == 0
 
 
@@ -86,7 +90,7 @@ def test_improved_cd_trains_with_kl_term_bank_augmentation_and_ema(tmp_path):
     assert {"kl_energy", "entropy", "param_grad_norm"} <= set(records[-1])
     assert records[0]["entropy"] == 0.0 and records[-1]["entropy"] != 0.0  # the bank fills after one step
     groups, _ = load_checkpoint(tmp_path)
-    assert {"model", "ema", "buffer", "bank"} <= set(groups)
+    assert {"model", "ema", "buffer", "objective"} <= set(groups) and "bank.samples" in groups["objective"]
     assert not torch.equal(groups["ema"]["net.0.weight"], groups["model"]["net.0.weight"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -47,6 +48,16 @@ def test_a_new_preset_file_joins_the_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(presets, "_files", lambda: folder)
     rows = ttq.run(tmp_path / "out", settings=TINY, log=lambda _: None)
     assert [r["recipe"] for r in rows] == ["tiny_mala"]
+
+
+def test_a_config_file_is_a_recipe_with_its_data_replaced(tmp_path):
+    path = tmp_path / "tiny_ssm.toml"
+    path.write_text('[data]\nname = "points"\npath = "nowhere.npy"\n[model]\nwidth = 8\ndepth = 2\n'
+                    'activation = "silu"\n[objective]\nname = "ssm"\n[train]\nbatch_size = 16\n')
+    config = ttq.recipe_config(str(path), "pinwheel", seed=4)
+    assert config.data.name == "pinwheel" and config.train.seed == 4 and config.to_dict()["objective"]["name"] == "ssm"
+    rows = ttq.run(tmp_path / "out", settings=dataclasses.replace(TINY, recipes=(str(path),)), log=lambda _: None)
+    assert [r["recipe"] for r in rows] == [str(path)] and "kl_true_model" in rows[0]
 
 
 def test_summary_is_mean_sd_and_worst_seed():

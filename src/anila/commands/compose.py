@@ -30,7 +30,7 @@ def _load(checkpoints: list[str | Path]) -> tuple[list[Config], list[torch.nn.Mo
     configs, energies = [], []
     for path in checkpoints:
         config, energy = load_trained_energy(path)
-        if getattr(config.objective, "sample", None) is not None:
+        if config.objective.noise_conditional:
             raise DataError(f"{path}: a noise-conditional model (multilevel_dsm) has no single energy to compose")
         configs.append(config)
         energies.append(energy)

@@ -184,7 +184,7 @@ def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed
     generator = torch.Generator().manual_seed(seed)
     results: dict[str, float] = {}
     if "loglik" in metrics:  # noise-conditional models: the density at the smallest noise level
-        density_energy = getattr(config.objective, "density_energy", lambda e: e)(energy)
+        density_energy = config.objective.density_energy(energy)
         results.update(loglik(config, density_energy, num=num, generator=generator, ais_chains=ais_chains,
                               ais_temperatures=ais_temperatures, ais_step_size=ais_step_size, progress=progress))
     quality = [m for m in metrics if m in ("fid", "kid")]

@@ -68,7 +68,7 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
     from anila.train.run import load_trained_energy
 
     config, energy = load_trained_energy(checkpoint)
-    if getattr(config.objective, "sample", None) is not None:
+    if config.objective.noise_conditional:
         raise DataError("a noise-conditional model (multilevel_dsm) has no single energy to explore")
     config = with_sampler(config, sampler, overrides)
     toy = config.data.is_toy

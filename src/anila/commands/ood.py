@@ -114,7 +114,7 @@ def ood_checkpoint(checkpoint, out_specs: list[str], *, in_spec: str | None = No
     if num < 1 or not out_specs:
         raise DataError("--num must be >= 1 and --out must name at least one data set")
     config, energy = load_trained_energy(checkpoint)
-    energy = getattr(config.objective, "density_energy", lambda e: e)(energy)  # noise-conditional: sigma_min
+    energy = config.objective.density_energy(energy)  # noise-conditional: sigma_min
     generator = torch.Generator().manual_seed(seed)
     in_spec = in_spec or default_in_spec(config)
     scores_in = ood_scores(energy, load_set(in_spec, config, num, generator))

@@ -1,9 +1,11 @@
-"""Training objectives, each a function returning ``(loss, metrics)``; :mod:`anila.objectives.select` wraps them
-as the small configs that ``[objective]`` builds."""
+"""Training objectives on one protocol (:mod:`anila.objectives.base`): each ``[objective]`` spec in
+:data:`OBJECTIVES` builds the :class:`~anila.objectives.base.Objective` of a run, whose loss the training loop
+takes. The loss functions themselves (``(loss, metrics)``) are importable for use outside the loop."""
 
-from anila.objectives.contrastive import contrastive_divergence
-from anila.objectives.improved_cd import NearestNeighbourBank, kl_term, nearest_neighbour_entropy
-from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
+from anila.objectives.base import Batch, LossOnly, Objective, ObjectiveContext, ObjectiveSpec
+from anila.objectives.contrastive import ContrastiveDivergenceLoss, contrastive_divergence
+from anila.objectives.improved_cd import ImprovedCDLoss, NearestNeighbourBank, kl_term, nearest_neighbour_entropy
+from anila.objectives.nce import GaussianNoise, LogZ, NCELoss, nce_loss, perturbation_nce
 from anila.objectives.score_matching import (
     NoiseConditionalEnergy,
     NoiseConditionalMLP,
@@ -19,20 +21,20 @@ from anila.objectives.select import (
     ContrastiveDivergence,
     DenoisingScoreMatching,
     ImprovedCD,
-    LogZEnergy,
     MultilevelDenoisingScoreMatching,
     NoiseContrastiveEstimation,
     PerturbationNCE,
     ScoreMatching,
     SlicedScoreMatching,
-    bind_objective,
+    name_of,
 )
 
 __all__ = [
-    "OBJECTIVES", "AtNoiseLevel", "ContrastiveDivergence", "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD",
-    "LogZEnergy", "MultilevelDenoisingScoreMatching", "NearestNeighbourBank", "NoiseConditionalEnergy",
-    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching",
-    "annealed_langevin", "bind_objective", "contrastive_divergence", "denoising_score_matching",
-    "exact_score_matching", "kl_term", "multilevel_dsm", "nce_loss", "nearest_neighbour_entropy", "perturbation_nce",
-    "sliced_score_matching",
+    "OBJECTIVES", "AtNoiseLevel", "Batch", "ContrastiveDivergence", "ContrastiveDivergenceLoss",
+    "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "LogZ", "LossOnly",
+    "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank", "NoiseConditionalEnergy",
+    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "Objective", "ObjectiveContext", "ObjectiveSpec",
+    "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching", "annealed_langevin", "contrastive_divergence",
+    "denoising_score_matching", "exact_score_matching", "kl_term", "multilevel_dsm", "name_of", "nce_loss",
+    "nearest_neighbour_entropy", "perturbation_nce", "sliced_score_matching",
 ]

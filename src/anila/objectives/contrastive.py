@@ -10,9 +10,10 @@ is the IGEBM / improved-CD L2 energy regulariser.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from anila.energies.base import Energy
+from anila.objectives.base import Batch, Metrics, Objective
 
 
 def contrastive_divergence(energy: Energy, x_pos: Tensor, x_neg: Tensor, *,
@@ -37,3 +38,18 @@ def contrastive_divergence(energy: Energy, x_pos: Tensor, x_neg: Tensor, *,
     metrics = {"energy_pos": e_pos.mean().detach(), "energy_neg": e_neg.mean().detach(),
                "energy_gap": gap.detach()}
     return loss, metrics
+
+
+class ContrastiveDivergenceLoss(Objective):
+    """The CD objective of a run: :func:`contrastive_divergence` of the data batch against the chains' output,
+    with the L2 term ``l2_reg`` (``train.l2_reg``)."""
+
+    needs_negatives = True
+
+    def __init__(self, l2_reg: float = 0.0):
+        self.l2_reg = l2_reg
+
+    def loss(self, energy: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Metrics]:
+        if batch.x_neg is None:
+            raise ValueError("contrastive divergence needs the chains' samples: Batch.x_neg is None")
+        return contrastive_divergence(energy, batch.x_pos, batch.x_neg, l2_reg=self.l2_reg)

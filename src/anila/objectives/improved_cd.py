@@ -28,9 +28,12 @@ Training step (Algorithm 1), with the loop owning ``bank``::
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from anila.chains.augment import Augmentation
 from anila.energies.base import Energy, energy_and_grad
+from anila.objectives.base import Batch, Metrics, Objective
+from anila.objectives.contrastive import contrastive_divergence
 
 #: Default size of the nearest-neighbour set B: "a set B of 100 past samples" (section 2.2, eq. 8).
 BANK_SIZE = 100
@@ -158,3 +161,45 @@ class NearestNeighbourBank:
         if self._samples is not None:
             samples = samples.to(device=self._samples.device, dtype=self._samples.dtype)
         self._samples = samples[-self.size:].clone()
+
+
+class ImprovedCDLoss(Objective):
+    """The improved-CD objective of a run (Algorithm 1 of Du et al. 2021):
+
+        L = L_CD(x⁺, stopgrad x̂⁻) + kl_weight · L_KL(x̂⁻; B)
+
+    with ``x̂⁻`` the chains' output through a differentiable last step (``differentiable_negatives``), ``B``
+    the bank of the last ``bank_size`` negatives (pushed after each applied step, checkpointed), and with
+    ``augment`` the chains drawn from a buffer first passed through the augmentation transitions."""
+
+    needs_negatives = True
+    differentiable_negatives = True
+
+    def __init__(self, *, kl_weight: float = 1.0, entropy_weight: float = 1.0, bank_size: int = BANK_SIZE,
+                 augment: bool = False, l2_reg: float = 0.0):
+        self.kl_weight, self.entropy_weight, self.augment, self.l2_reg = kl_weight, entropy_weight, augment, l2_reg
+        self.bank = NearestNeighbourBank(bank_size)
+
+    def chain_starts(self, x_pos, chains, buffer, generator):
+        x0, indices = chains.initial(x_pos, buffer, generator)
+        if self.augment and indices is not None and x0.dim() == 4:
+            x0 = Augmentation()(x0, generator)
+        return x0, indices
+
+    def loss(self, energy: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Metrics]:
+        if batch.x_neg is None:
+            raise ValueError("improved CD needs the chains' samples: Batch.x_neg is None")
+        loss, metrics = contrastive_divergence(energy, batch.x_pos, batch.x_neg, l2_reg=self.l2_reg)
+        kl_loss, kl_metrics = kl_term(energy, batch.x_neg, entropy_samples=self.bank.tensor(),
+                                      entropy_weight=self.entropy_weight)
+        return loss + self.kl_weight * kl_loss, {**metrics, **kl_metrics}
+
+    def after_step(self, batch: Batch) -> None:
+        assert batch.x_neg is not None
+        self.bank.push(batch.x_neg)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {} if self.bank.tensor() is None else {f"bank.{k}": v for k, v in self.bank.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.bank.load_state_dict({"samples": state.get("bank.samples", torch.empty(0))})  # absent: empty

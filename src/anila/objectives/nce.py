@@ -15,10 +15,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from anila.energies.analytic import Gaussian
 from anila.energies.base import Energy
+from anila.objectives.base import Batch, Metrics, Objective, ObjectiveContext
 from anila.objectives.score_matching import PROJECTIONS, _projections
 
 _LOG_2 = math.log(2.0)
@@ -182,3 +183,31 @@ def perturbation_nce(energy: Energy, x: Tensor, *, scale: float, projection: str
     metrics = {"accuracy": (correct.to(energies.dtype) / (2 * k)).detach(),
                "ssm_equivalent": 4 * centred.mean() / scale**2}
     return loss, metrics
+
+
+class LogZ(nn.Module):
+    """A learnable scalar ``log_z``: NCE's estimate of ``log ∫ exp(-E_θ)``, an auxiliary module of the run."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_z = nn.Parameter(torch.zeros(()))
+
+
+class NCELoss(Objective):
+    """The NCE objective of a run: :func:`nce_loss` against ``noise`` with ``log Z`` an auxiliary module
+    (:class:`LogZ`, its own Adam with the energy's settings)."""
+
+    def __init__(self, noise: GaussianNoise, *, noise_ratio: float, context: ObjectiveContext):
+        self.noise, self.noise_ratio = noise, noise_ratio
+        self.log_z = LogZ().to(context.device)
+        self.optimizer = context.adam(self.log_z)
+
+    def loss(self, energy: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Metrics]:
+        return nce_loss(energy, self.log_z.log_z, batch.x_pos, self.noise, noise_ratio=self.noise_ratio,
+                        generator=generator)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"log_z": self.log_z}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"log_z": self.optimizer}

@@ -1,28 +1,34 @@
-"""Objectives as small frozen configs with one call: ``objective(energy, x, generator) -> (loss, metrics)``.
+"""The ``[objective]`` settings: one frozen spec per training method, each building its run's objective.
 
-This is what a training config's ``[objective]`` section builds (``name = "cd" | "sm" | "dsm" | "ssm" |
-"nce" | "perturbation_nce" | "multilevel_dsm" | "improved_cd"``). ``cd`` and ``improved_cd`` train with
-MCMC negatives: the training loop runs the sampler for them. The others are MCMC-free (tutorial seed,
-sections 4-5). ``nce`` learns ``log Z`` as a parameter of :class:`LogZEnergy`, which the run wraps around the
-energy, and fits its Gaussian noise to the data before training (:meth:`NoiseContrastiveEstimation.prepare`).
+A training config's ``[objective]`` section picks one by name (``name = "cd" | "improved_cd" | "sm" | "dsm" |
+"ssm" | "nce" | "perturbation_nce" | "multilevel_dsm"``, see :data:`OBJECTIVES`); the other keys are the spec's
+fields. Every spec is an :class:`~anila.objectives.base.ObjectiveSpec` and :meth:`build` gives the
+:class:`~anila.objectives.base.Objective` the training loop calls: ``cd`` and ``improved_cd`` train with MCMC
+negatives (the loop runs the sampler for them), the others are MCMC-free (tutorial seed, sections 4-5). ``nce``
+learns ``log Z`` as an auxiliary module with its own optimizer and fits its Gaussian noise to the data when it
+is built.
 
->>> objective = SlicedScoreMatching(num_projections=2, variance_reduced=True)
 >>> from anila.energies import MLPEnergy
+>>> from anila.objectives.base import Batch, ObjectiveContext
 >>> generator = torch.Generator().manual_seed(0)
 >>> energy, data_batch = MLPEnergy(dim=2, activation="silu"), torch.randn(64, 2, generator=generator)
->>> loss, metrics = objective(energy, data_batch, generator)
+>>> spec = SlicedScoreMatching(num_projections=2, variance_reduced=True)
+>>> objective = spec.build(ObjectiveContext(energy, data=lambda n, g: torch.randn(n, 2), generator=generator))
+>>> loss, metrics = objective.loss(energy, Batch(data_batch), generator)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
+from anila.objectives.base import LossOnly, Objective, ObjectiveContext, ObjectiveSpec
+from anila.objectives.contrastive import ContrastiveDivergenceLoss
+from anila.objectives.improved_cd import ImprovedCDLoss
+from anila.objectives.nce import GaussianNoise, NCELoss, perturbation_nce
 from anila.objectives.score_matching import (
     PROJECTIONS,
     annealed_langevin,
@@ -35,33 +41,23 @@ from anila.objectives.score_matching import (
 Metrics = dict[str, Tensor]
 
 
-class LogZEnergy(nn.Module):
-    """``energy`` plus a learnable scalar ``log_z`` (for NCE): ``forward(x) = energy(x)``."""
-
-    def __init__(self, energy: nn.Module):
-        super().__init__()
-        self.energy = energy
-        self.log_z = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.energy(x)
-
-
 def _check_projection(projection: str) -> None:
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}; got {projection!r}")
 
 
 @dataclass(frozen=True)
-class ContrastiveDivergence:
+class ContrastiveDivergence(ObjectiveSpec):
     """Maximum likelihood with sampler negatives; the loop's sampler, chains and ``train.l2_reg`` apply."""
 
     uses_sampler: ClassVar[bool] = True
-    needs_smooth_energy: ClassVar[bool] = False
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        return ContrastiveDivergenceLoss(l2_reg=context.l2_reg)
 
 
 @dataclass(frozen=True)
-class ImprovedCD:
+class ImprovedCD(ObjectiveSpec):
     """Improved contrastive divergence (Du et al. 2021): the CD loss plus ``kl_weight`` × the KL term through
     the differentiable last sampler step (energy parameters frozen there), whose entropy part is the
     nearest-neighbour estimate (weight ``entropy_weight``) against the last ``bank_size`` negatives. With
@@ -73,20 +69,30 @@ class ImprovedCD:
     bank_size: int = 100
     augment: bool = False
     uses_sampler: ClassVar[bool] = True
-    needs_smooth_energy: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.kl_weight < 0 or self.entropy_weight < 0 or self.bank_size < 2:
             raise ValueError(f"kl_weight and entropy_weight must be >= 0 and bank_size >= 2; got {self.kl_weight}, "
                              f"{self.entropy_weight}, {self.bank_size}")
 
+    def check(self, *, model_name: str, chain_init: str, is_points: bool, num_steps: int) -> None:
+        if num_steps < 1:
+            raise ValueError("train.num_steps: improved_cd backpropagates through the last sampler step; set "
+                             "num_steps >= 1")
+        if self.augment and (is_points or chain_init not in ("replay", "persistent")):
+            raise ValueError("objective.augment: augmentation transitions apply to image chains drawn from a "
+                             "buffer; set chains.init = \"replay\" and an image data set, or augment = false")
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        return ImprovedCDLoss(kl_weight=self.kl_weight, entropy_weight=self.entropy_weight,
+                              bank_size=self.bank_size, augment=self.augment, l2_reg=context.l2_reg)
+
 
 @dataclass(frozen=True)
-class ScoreMatching:
+class ScoreMatching(ObjectiveSpec):
     """Exact score matching (eq. 8): ``½‖∇E‖² − tr ∇²E``; one backward per dimension, ``dim <= max_dim``."""
 
     max_dim: int = 20
-    uses_sampler: ClassVar[bool] = False
     needs_smooth_energy: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -96,17 +102,18 @@ class ScoreMatching:
     def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
         return exact_score_matching(energy, x, max_dim=self.max_dim)
 
+    def build(self, context: ObjectiveContext) -> Objective:
+        return LossOnly(self)
+
 
 @dataclass(frozen=True)
-class DenoisingScoreMatching:
+class DenoisingScoreMatching(ObjectiveSpec):
     """Denoising score matching (eq. 10-11) at noise ``sigma``, optionally with the control variate (eq. 13-14).
 
     Its optimum is the data convolved with ``N(0, sigma² I)``, not the data."""
 
     sigma: float = 0.1
     control_variate: bool = False
-    uses_sampler: ClassVar[bool] = False
-    needs_smooth_energy: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.sigma > 0:
@@ -116,15 +123,17 @@ class DenoisingScoreMatching:
         return denoising_score_matching(energy, x, sigma=self.sigma, generator=generator,
                                         control_variate=self.control_variate)
 
+    def build(self, context: ObjectiveContext) -> Objective:
+        return LossOnly(self)
+
 
 @dataclass(frozen=True)
-class SlicedScoreMatching:
+class SlicedScoreMatching(ObjectiveSpec):
     """Sliced score matching (eq. 15), or its variance-reduced form (eq. 17)."""
 
     num_projections: int = 1
     projection: str = "gaussian"
     variance_reduced: bool = False
-    uses_sampler: ClassVar[bool] = False
     needs_smooth_energy: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -136,43 +145,37 @@ class SlicedScoreMatching:
         return sliced_score_matching(energy, x, num_projections=self.num_projections, projection=self.projection,
                                      variance_reduced=self.variance_reduced, generator=generator)
 
+    def build(self, context: ObjectiveContext) -> Objective:
+        return LossOnly(self)
+
 
 @dataclass(frozen=True)
-class NoiseContrastiveEstimation:
+class NoiseContrastiveEstimation(ObjectiveSpec):
     """NCE (eq. 18-21) against a Gaussian fitted to ``fit_samples`` data points, ``noise_ratio`` noise draws
-    per data point, with ``log Z`` learned (the energy must be a :class:`LogZEnergy`)."""
+    per data point, with ``log Z`` learned: an auxiliary module ``log_z`` with its own Adam (the energy's
+    settings), checkpointed with the run."""
 
     noise_ratio: float = 1.0
     fit_samples: int = 10000
-    uses_sampler: ClassVar[bool] = False
-    needs_smooth_energy: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.noise_ratio > 0 or self.fit_samples < 2:
             raise ValueError(f"noise_ratio must be > 0 and fit_samples >= 2; got {self.noise_ratio}, "
                              f"{self.fit_samples}")
 
-    def prepare(self, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator) -> Callable:
-        """Fit the noise to the data; returns the bound loss ``(energy, x, generator) -> (loss, metrics)``."""
-        noise = GaussianNoise.fit(data(self.fit_samples, generator))
-
-        def loss(energy: LogZEnergy, x: Tensor, generator: torch.Generator | None = None):
-            if not isinstance(energy, LogZEnergy):
-                raise TypeError("NCE learns log Z: wrap the energy in anila.objectives.LogZEnergy")
-            return nce_loss(energy, energy.log_z, x, noise.to(x.device), noise_ratio=self.noise_ratio,
-                            generator=generator)
-
-        return loss
+    def build(self, context: ObjectiveContext) -> Objective:
+        """Fit the noise to ``fit_samples`` data points (drawn with the run's generator)."""
+        noise = GaussianNoise.fit(context.data(self.fit_samples, context.generator)).to(context.device)
+        return NCELoss(noise, noise_ratio=self.noise_ratio, context=context)
 
 
 @dataclass(frozen=True)
-class PerturbationNCE:
+class PerturbationNCE(ObjectiveSpec):
     """NCE against data shifted by ``±scale · v`` (eq. 25-26): no noise density, no ``log Z``."""
 
     scale: float = 0.1
     projection: str = "gaussian"
     num_projections: int = 1
-    uses_sampler: ClassVar[bool] = False
     needs_smooth_energy: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -183,6 +186,9 @@ class PerturbationNCE:
     def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
         return perturbation_nce(energy, x, scale=self.scale, projection=self.projection,
                                 num_projections=self.num_projections, generator=generator)
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        return LossOnly(self)
 
 
 class AtNoiseLevel(nn.Module):
@@ -198,7 +204,7 @@ class AtNoiseLevel(nn.Module):
 
 
 @dataclass(frozen=True)
-class MultilevelDenoisingScoreMatching:
+class MultilevelDenoisingScoreMatching(ObjectiveSpec):
     """Multi-noise-level DSM (section 4.4, NCSN): σ²-weighted DSM over ``num_levels`` geometric noise levels from
     ``sigma_max`` to ``sigma_min``, for a noise-conditional energy ``E(x, σ)`` (``model.name =
     "noise_conditional_mlp"``). Samples come from annealed Langevin, ``steps_per_level`` steps per level with
@@ -209,8 +215,9 @@ class MultilevelDenoisingScoreMatching:
     num_levels: int = 8
     steps_per_level: int = 50
     sampling_step_size: float | None = None
-    uses_sampler: ClassVar[bool] = False
-    needs_smooth_energy: ClassVar[bool] = False
+    model: ClassVar[str | None] = "noise_conditional_mlp"
+    noise_conditional: ClassVar[bool] = True
+    sampling: ClassVar[str | None] = "annealed Langevin"
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min < self.sigma_max or self.num_levels < 2 or self.steps_per_level < 1:
@@ -227,6 +234,9 @@ class MultilevelDenoisingScoreMatching:
     def __call__(self, energy, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Metrics]:
         return multilevel_dsm(energy, x, self.sigmas, generator=generator)
 
+    def build(self, context: ObjectiveContext) -> Objective:
+        return LossOnly(self)
+
     def sample(self, energy, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Annealed Langevin from ``x0`` through every level, largest first."""
         step = self.sampling_step_size if self.sampling_step_size is not None else self.sigma_min**2
@@ -238,18 +248,14 @@ class MultilevelDenoisingScoreMatching:
         return AtNoiseLevel(energy, self.sigma_min)
 
 
-#: Objective names used by configs.
-OBJECTIVES = {
+#: Objective names used by configs: one line per objective.
+OBJECTIVES: dict[str, type[ObjectiveSpec]] = {
     "cd": ContrastiveDivergence, "improved_cd": ImprovedCD, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
     "multilevel_dsm": MultilevelDenoisingScoreMatching,
 }
 
 
-def bind_objective(objective, data: Callable[[int, torch.Generator], Tensor], generator: torch.Generator):
-    """The ``(energy, x, generator) -> (loss, metrics)`` callable to train with (``None`` for sampler-based
-    objectives, which the loop handles itself)."""
-    if objective.uses_sampler:
-        return None
-    prepare = getattr(objective, "prepare", None)
-    return prepare(data, generator) if prepare is not None else objective
+def name_of(spec: ObjectiveSpec) -> str:
+    """The config name of an objective spec (its :data:`OBJECTIVES` key)."""
+    return next(n for n, c in OBJECTIVES.items() if type(spec) is c)

@@ -1,11 +1,12 @@
 """Time to quality: what each recipe learns in a fixed compute budget, on toys whose true density is known.
 
 Each recipe is a preset (:mod:`anila.presets`; by default every preset shipped, so a new preset file joins
-the benchmark with no other change). For each recipe, toy and seed it trains the preset's model with the
-preset's sampler, chains and optimiser on the toy, **for ``budget_s`` seconds of process CPU time on one torch
-thread** (``time.process_time``, which other processes on the machine do not inflate; the preset's
-``train.iterations`` is ignored). Then it normalises the learned ``exp(-E)`` on a grid over the toy's box and
-reports
+the benchmark with no other change) or a config file (``configs/rings_ksd.toml``: its ``[data]`` is replaced
+by each toy), so objectives are compared the same way as recipes. For each recipe, toy and seed it trains the
+recipe's model with its objective, sampler, chains and optimiser on the toy, **for ``budget_s`` seconds of
+process CPU time on one torch thread** (``time.process_time``, which other processes on the machine do not
+inflate; the recipe's ``train.iterations`` is ignored). Then it normalises the learned ``exp(-E)`` on a grid
+over the toy's box and reports
 
 - ``kl_true_model``: KL(true ‖ learned) on the ``grid_resolution``² grid (``anila.metrics.density``), and
   ``kl_model_true`` and ``tv`` beside it;
@@ -24,6 +25,7 @@ import dataclasses
 import math
 import statistics
 import time
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,12 +34,11 @@ import torch
 from anila.config import config_from_dict
 from anila.data.toy import toy_dataset
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.objectives.select import ImprovedCD, bind_objective
 from anila.presets import preset_names
 from anila.samplers.adapt import AdaptiveStepSize
 from anila.studies.common import markdown_table, write_csv
 from anila.train.guard import StepRejected
-from anila.train.loop import make_train_state, train
+from anila.train.loop import attach_objective, make_train_state, train
 
 DATASETS = ("rings", "8gaussians", "checkerboard", "pinwheel", "2spirals")
 CHUNK = 20  # most iterations per call of the training loop between budget checks
@@ -45,7 +46,8 @@ CHUNK = 20  # most iterations per call of the training loop between budget check
 
 @dataclass(frozen=True)
 class TimeToQualitySettings:
-    """``recipes``: preset names (empty: every preset); ``budget_s``: process CPU seconds per run, one thread."""
+    """``recipes``: preset names or config files (``*.toml``; empty: every preset); ``budget_s``: process CPU
+    seconds per run, one thread."""
 
     recipes: tuple[str, ...] = ()
     datasets: tuple[str, ...] = DATASETS
@@ -61,10 +63,21 @@ def recipes_of(settings: TimeToQualitySettings) -> tuple[str, ...]:
     return settings.recipes or preset_names()
 
 
+def recipe_config(recipe: str, dataset_name: str, seed: int):
+    """The config of ``recipe`` on a toy: a preset name, or the path of a config file (``*.toml``, its
+    ``[data]`` replaced by the toy), with the seed set."""
+    if recipe.endswith(".toml"):
+        raw = tomllib.loads(Path(recipe).read_text())
+    else:
+        raw = {"preset": recipe}
+    raw = {**raw, "data": {"name": dataset_name}, "train": {**raw.get("train", {}), "seed": seed, "iterations": 1}}
+    return config_from_dict(raw)
+
+
 def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float):
-    """Train preset ``recipe`` on a toy for ``budget_s`` process CPU seconds; ``(config, state, row)``."""
-    config = config_from_dict({"preset": recipe, "data": {"name": dataset_name},
-                               "train": {"seed": seed, "iterations": 1}})
+    """Train ``recipe`` (a preset name or a config file) on a toy for ``budget_s`` process CPU seconds;
+    ``(config, state, row)``."""
+    config = recipe_config(recipe, dataset_name, seed)
     dataset = toy_dataset(dataset_name)
     torch.manual_seed(seed)
     energy = config.build_energy()
@@ -75,8 +88,7 @@ def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float)
     def data(n, g):
         return dataset.sample(n, generator=g)
 
-    objective = bind_objective(config.objective, data, state.generator) or (
-        config.objective if isinstance(config.objective, ImprovedCD) else None)
+    attach_objective(state, config.objective, data, config.train)
     row = dict(recipe=recipe, dataset=dataset_name, seed=seed, budget_s=budget_s, diverged=False)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -85,10 +97,7 @@ def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float)
             per_iteration = spent / state.iteration if state.iteration else math.inf
             chunk = max(1, min(CHUNK, int((budget_s - spent) / per_iteration)))
             settings = dataclasses.replace(config.train, iterations=state.iteration + chunk, log_every=10**9)
-            # train() takes an ImprovedCD too (it samples for it); its `objective` annotation, a plain callable,
-            # says otherwise until the objective protocol replaces it
-            train(state, config.sampler, config.chains, data, settings, progress=False,
-                  objective=objective)  # type: ignore[arg-type]
+            train(state, config.sampler, config.chains, data, settings, progress=False)
     except StepRejected as exc:  # a diverged run is a result, recorded as such
         row.update(diverged=True, error=str(exc).split(";")[0])
     row.update(iterations=state.iteration, cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall)
@@ -99,7 +108,7 @@ def evaluate(config, state, log_true: torch.Tensor, bound: float, resolution: in
     """Grid divergences of the trained energy against the truth; also returns the learned grid."""
     energy = state.eval_energy
     energy.eval()
-    density_energy = getattr(config.objective, "density_energy", lambda e: e)(energy)
+    density_energy = config.objective.density_energy(energy)
     log_model = grid_log_prob(lambda x: -density_energy(x), bound, resolution)
     d = density_divergences(log_true, log_model)
     return {"kl_true_model": d["kl_pq"], "kl_model_true": d["kl_qp"], "tv": d["tv"]}, log_model

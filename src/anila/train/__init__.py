@@ -18,7 +18,7 @@ from anila.train.checkpoint import list_checkpoints, load_checkpoint, load_lates
 from anila.train.distributed import DistributedContext, init_distributed
 from anila.train.ema import EMA
 from anila.train.guard import GuardSettings, GuardState, StepRejected, check_step, guarded_train
-from anila.train.loop import TrainSettings, TrainState, make_train_state, train, train_step
+from anila.train.loop import TrainSettings, TrainState, attach_objective, make_train_state, train, train_step
 from anila.train.resume import capture, restore, resume_run
 
 if TYPE_CHECKING:
@@ -31,9 +31,9 @@ LAZY = {"RunSummary": "anila.train.run", "draw_samples": "anila.train.run", "loa
 
 __all__ = [
     "EMA", "DistributedContext", "GuardSettings", "GuardState", "RunSummary", "StepRejected", "TrainSettings",
-    "TrainState", "capture", "check_step", "draw_samples", "guarded_train", "init_distributed", "list_checkpoints",
-    "load_checkpoint", "load_latest_checkpoint", "load_trained_energy", "make_train_state", "plot_curves",
-    "read_metrics", "restore", "resume_run", "run_training", "save_checkpoint", "train", "train_step",
+    "TrainState", "attach_objective", "capture", "check_step", "draw_samples", "guarded_train", "init_distributed",
+    "list_checkpoints", "load_checkpoint", "load_latest_checkpoint", "load_trained_energy", "make_train_state",
+    "plot_curves", "read_metrics", "restore", "resume_run", "run_training", "save_checkpoint", "train", "train_step",
 ]
 
 

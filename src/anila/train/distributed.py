@@ -1,31 +1,39 @@
-"""Multi-process training with DistributedDataParallel: ``torchrun --nproc_per_node=N -m anila train CONFIG``.
+"""Multi-process (data-parallel) training: ``torchrun --nproc_per_node=N -m anila train CONFIG``.
 
 Each of the ``N`` processes (ranks) trains on its own ``train.batch_size`` data points and chains (the
-effective batch is ``N · batch_size``); the loss's backward pass averages the parameter gradients across ranks
-(DDP), so every rank applies the same Adam step and the parameters stay identical. What is rank-local:
+effective batch is ``N · batch_size``); after each backward pass the gradients of every trained parameter (the
+energy's and the objective's auxiliary modules') are averaged across ranks in one all-reduce
+(:meth:`DistributedContext.average_gradients`), so every rank applies the same optimizer steps and the
+parameters stay identical. This works the same for every objective, including those that differentiate the
+energy twice (score matching) or train a second network. What is rank-local:
 
 - the loop's generator, seeded ``train.seed + rank · 1_000_000_007`` (rank 0 draws what a one-process run
   draws), hence each rank's data batches, chain starts, sampler noise and replay buffer;
-- the replay buffer / persistent chains and improved CD's bank.
+- the replay buffer / persistent chains and the objective's own state (improved CD's bank).
 
 Rank 0 alone writes files. A checkpoint holds the shared state once and every rank's local state (RNG states,
 buffer) under ``rankR.*`` tensor groups, gathered to rank 0, so ``--resume`` restores each rank exactly (with
 the same number of processes). Logged metrics are averaged across ranks. The guard's accept/reject flag is
 all-reduced (a step is applied only if every rank accepts it), so all ranks roll back together.
 
-Backends: ``nccl`` when CUDA is available (each rank on ``cuda:LOCAL_RANK``), else ``gloo`` on the CPU.
-Only the contrastive divergence objective (``objective.name = "cd"``) runs on several processes.
+Backends: ``nccl`` when CUDA is available (each rank on ``cuda:LOCAL_RANK``), else ``gloo`` on the CPU. A
+collective that fails (a rank died) or waits longer than ``$ANILA_DIST_TIMEOUT_S`` seconds (default 600: a rank
+hung) raises :class:`~anila.errors.RankLost`, which the CLI prints as one line naming the rank (exit code 4).
 
 >>> context = init_distributed()  # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun; else a no-op
 >>> context.enabled, context.world_size, context.is_main   # one process here
 (False, 1, True)
->>> state.ddp = context.wrap(state.energy)  # doctest: +SKIP
+>>> context.broadcast([state.energy])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +41,45 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from anila.errors import ConfigError
+from anila.errors import ConfigError, RankLost
 
 RANK_SEED_STRIDE = 1_000_000_007
-RANK_LOCAL_GROUPS = ("buffer", "bank", "rng")
+RANK_LOCAL_GROUPS = ("buffer", "objective", "rng")
+TIMEOUT_ENV = "ANILA_DIST_TIMEOUT_S"  #: seconds a collective waits for the other ranks (default 600)
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def collective(method: Callable) -> Callable:
+    """Turn a failed or timed-out collective into :class:`~anila.errors.RankLost`, one line naming this rank:
+    a rank that died (its partner sees the connection close) or hung (the process group's timeout) must not
+    leave the others waiting forever or end them with a backend traceback."""
+
+    @functools.wraps(method)
+    def wrapped(self: DistributedContext, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except RuntimeError as exc:  # gloo / nccl failures and timeouts (torch.distributed.DistError too)
+            if not self.enabled:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # drop gloo's source path and advice
+            raise RankLost(f"rank {self.rank} of {self.world_size}: the {method.__name__} collective failed ({first}); "
+                           f"another process died or hung (the timeout is {timeout_s():g} s, {TIMEOUT_ENV}); "
+                           "see its output, then resume from the newest checkpoint with --resume") from None
+
+    return wrapped
+
+
+def timeout_s() -> float:
+    """The collectives' timeout: ``$ANILA_DIST_TIMEOUT_S`` seconds (default 600)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"{TIMEOUT_ENV} = {raw!r}: must be a number of seconds") from None
+    if not value > 0:
+        raise ConfigError(f"{TIMEOUT_ENV} = {raw!r}: must be > 0")
+    return value
 
 
 @dataclass(frozen=True)
@@ -70,15 +113,35 @@ class DistributedContext:
         return dataclasses.replace(settings, seed=settings.seed + self.rank * RANK_SEED_STRIDE,
                                    device=self.device(settings.device))
 
-    def wrap(self, energy: nn.Module) -> nn.Module | None:
-        """The DDP wrapper of ``energy`` (broadcasts rank 0's weights now), or ``None`` in a one-process run."""
+    @collective
+    def broadcast(self, modules: list[nn.Module]) -> None:
+        """Give every rank rank 0's parameters and buffers of ``modules`` (a no-op in one process)."""
         if not self.enabled:
-            return None
-        from torch.nn.parallel import DistributedDataParallel
+            return
+        with torch.no_grad():
+            for module in modules:
+                for tensor in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(tensor.data, src=0)
 
-        device = next(energy.parameters()).device
-        return DistributedDataParallel(energy, device_ids=[device.index] if device.type == "cuda" else None)
+    @collective
+    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
+        """Replace each parameter's ``.grad`` by its mean over the ranks, in one all-reduce of the flattened
+        gradients (a parameter without a gradient on this rank counts as zero there and keeps ``grad = None``).
+        Every rank must pass the same parameters in the same order. A no-op in one process."""
+        if not self.enabled or not parameters:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        flat = torch.cat([g.detach().reshape(-1).float() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p, g in zip(parameters, grads, strict=True):
+            n = g.numel()
+            if p.grad is not None:
+                p.grad.copy_(flat[offset:offset + n].view_as(g))
+            offset += n
 
+    @collective
     def average(self, record: dict[str, float]) -> dict[str, float]:
         """Mean of each numeric value over the ranks (``iteration`` is the same on all; it stays)."""
         if not self.enabled:
@@ -89,6 +152,7 @@ class DistributedContext:
         values /= self.world_size
         return {**record, **dict(zip(keys, values.tolist(), strict=True))}
 
+    @collective
     def all_agree(self, flag: Tensor) -> Tensor:
         """``flag`` (a 0-d bool tensor) AND-ed over the ranks."""
         if not self.enabled:
@@ -97,6 +161,7 @@ class DistributedContext:
         dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return value.to(flag.device)[0].bool()
 
+    @collective
     def gather_local(self, groups: dict[str, dict[str, Tensor]], meta: dict[str, Any]
                      ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
         """Add every other rank's local groups (``rankR.*``) and RNG scalars to rank 0's ``(groups, meta)``.
@@ -131,6 +196,7 @@ class DistributedContext:
             mine.setdefault(group, {})[name] = tensor
         return mine, {**meta, "rng": meta["rank_rng"][str(self.rank)]}
 
+    @collective
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
@@ -160,7 +226,7 @@ def init_distributed() -> DistributedContext:
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s()))
     _CONTEXT = DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
     return _CONTEXT
 

@@ -10,7 +10,8 @@ set) and the loop reads ``ok`` once (the iteration's one host synchronisation). 
 section, :class:`GuardSettings`) then
 
 1. rolls back to the last good checkpoint (every checkpoint holds a state whose steps all passed the check),
-2. multiplies the learning rate and the sampler's ``step_size`` by ``shrink``,
+2. multiplies the learning rate of every optimizer (the energy's and the objective's own) and the sampler's
+   ``step_size`` by ``shrink``,
 3. re-seeds the loop's generator with ``seed + retry · 1_000_003`` (the retry draws other chains and batches),
 
 and retries, logging why through ``on_event`` (the run layer appends to ``events.jsonl``). After
@@ -131,6 +132,10 @@ def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     return sampler.with_step_size(sampler.step_size * factor)
 
 
+def _param_groups(state) -> list[dict[str, Any]]:
+    return [group for optimizer in state.optimizers() for group in optimizer.param_groups]
+
+
 def guarded_train(state, guard_state: GuardState, chains, data, settings, guard: GuardSettings, *,
                   rollback: Callable[[Any], None], on_event: Callable[[dict[str, Any]], None] | None = None,
                   **train_kwargs) -> Any:
@@ -162,10 +167,10 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
                     f"{guard_state.retries} retries in a row (guard.max_retries) at lr {lr_before:.3g} and sampler "
                     f"step {step_before:.3g}; lower train.lr or sampler.step_size, or set train.l2_reg > 0") from None
             guard_state.retries += 1
-            lrs = [group["lr"] * guard.shrink for group in state.optimizer.param_groups]
-            rollback(state)
+            lrs = [group["lr"] * guard.shrink for group in _param_groups(state)]
+            rollback(state)  # restores every optimizer, the objective's included (new param_groups)
             guard_state.good_since = state.iteration
-            for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
+            for group, lr in zip(_param_groups(state), lrs, strict=True):  # the lr of every optimizer, shrunk
                 group["lr"] = lr
             guard_state.sampler = shrink_sampler(guard_state.sampler, guard.shrink)
             if state.adaptation is not None:  # an adapted step: cool the adapted value down as well

@@ -1,11 +1,12 @@
-"""The MCMC training loop (AniLA Algorithm 1; tutorial seed section 3).
+"""The training loop (AniLA Algorithm 1; tutorial seed section 3), the same for every objective.
 
-For each iteration: draw a data batch ``x⁺``, start chains (:class:`~anila.chains.ChainInit`), run
-``num_steps`` sampler transitions to get ``x⁻``, take an Adam step on the contrastive divergence loss
-``mean E(x⁺) - mean E(x⁻)`` (+ ``l2_reg`` · mean(E⁺² + E⁻²)). With an MCMC-free ``objective``
-(``(energy, x, generator) -> (loss, metrics)``, see :mod:`anila.objectives.select`) the sampler is not run
-and the step is taken on that loss instead. The loop is library code: it takes objects, not a config, and
-reports through callbacks (the run layer writes files from them).
+For each iteration: draw a data batch ``x⁺``; when the objective needs negatives, start chains (the objective's
+:meth:`~anila.objectives.base.Objective.chain_starts`, by default :class:`~anila.chains.ChainInit`) and run
+``num_steps`` sampler transitions to get ``x⁻``; take the objective's loss on ``Batch(x⁺, x⁻, x0)``, one
+backward pass, and (if the divergence guard's check passes) an Adam step on the energy and a step of each of the
+objective's own optimizers. Contrastive divergence (``mean E(x⁺) - mean E(x⁻)`` + ``l2_reg`` · mean(E⁺² + E⁻²))
+is the default objective. The loop is library code: it takes objects, not a config, and reports through
+callbacks (the run layer writes files from them). See :mod:`anila.objectives.base` for the protocol.
 """
 
 from __future__ import annotations
@@ -18,25 +19,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from anila.chains.augment import Augmentation
 from anila.chains.init import ChainInit, ReplayBuffer
 from anila.errors import ConfigError
-from anila.objectives.contrastive import contrastive_divergence
-from anila.objectives.improved_cd import NearestNeighbourBank, kl_term
-from anila.objectives.select import ImprovedCD
+from anila.objectives.base import Batch, DataSampler, Objective, ObjectiveContext, ObjectiveSpec
+from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.samplers.adapt import AdaptiveStepSize
 from anila.samplers.base import Sampler
 from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
+from anila.train.distributed import current
 from anila.train.ema import EMA
 from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
 from anila.train.progress import training_progress
 
-DataSampler = Callable[[int, torch.Generator], Tensor]
 MAX_BATCH_SIZE = 1_000_000  #: ``train.batch_size`` at most (chains and data points per iteration)
 MAX_NUM_STEPS = 100_000  #: ``train.num_steps`` (K) at most; the papers use 50-150
 MAX_ITERATIONS = 10**9  #: ``train.iterations`` at most
-Objective = Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -111,30 +109,32 @@ class TrainSettings:
 
 @dataclass
 class TrainState:
-    """Everything the loop mutates, owned by the caller: model, optimizer, buffer, generator, iteration."""
+    """Everything the loop mutates, owned by the caller: model, optimizer, buffer, generator, iteration, and the
+    objective (with its auxiliary modules, their optimizers and its state). ``objective`` defaults to contrastive
+    divergence with ``train.l2_reg`` (:func:`make_train_state`); set another with :func:`attach_objective`."""
 
     energy: nn.Module
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     buffer: ReplayBuffer | None
+    objective: Objective
     iteration: int = 0
     ema: EMA | None = None
-    bank: NearestNeighbourBank | None = None
     chain_energy: Callable[[Tensor], Tensor] | None = None  # compiled view of ``energy`` for the chains
-    ddp: nn.Module | None = None
     adaptation: AdaptiveStepSize | None = None  # the sampler's step size, tuned across iterations
-
-    @property
-    def loss_energy(self) -> nn.Module:
-        """The module the loss's forward pass goes through: the DistributedDataParallel wrapper of ``energy``
-        in a multi-process run (it averages the parameter gradients across ranks), else ``energy`` itself.
-        The sampler always uses ``energy``: its input gradients need no synchronisation."""
-        return self.ddp if self.ddp is not None else self.energy
 
     @property
     def eval_energy(self) -> nn.Module:
         """The weights to sample and evaluate with: the EMA copy when one is kept."""
         return self.ema.shadow if self.ema is not None else self.energy
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The energy's optimizer, then the objective's (all step together; the guard shrinks all of them)."""
+        return [self.optimizer, *self.objective.optimizers().values()]
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Every trained parameter: the energy's, then the objective's auxiliary modules'."""
+        return [*self.energy.parameters(), *self.objective.parameters()]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -154,7 +154,8 @@ def resolve_device(name: str) -> torch.device:
 
 def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainInit,
                      event_shape: tuple[int, ...]) -> TrainState:
-    """Move ``energy`` to the device and build Adam, the seeded generator and the chain buffer."""
+    """Move ``energy`` to the device and build Adam, the seeded generator, the chain buffer and the default
+    objective (contrastive divergence with ``settings.l2_reg``)."""
     device = resolve_device(settings.device)
     energy.to(device)
     if settings.channels_last:
@@ -166,36 +167,55 @@ def make_train_state(energy: nn.Module, settings: TrainSettings, chains: ChainIn
     buffer = chains.make_buffer(settings.batch_size, event_shape, generator=generator, device=device, dtype=dtype)
     ema = EMA(energy, decay=settings.ema_decay) if settings.ema_decay > 0 else None
     return TrainState(energy=energy, optimizer=optimizer, generator=generator, buffer=buffer, ema=ema,
-                      chain_energy=chain_energy)
+                      chain_energy=chain_energy, objective=ContrastiveDivergenceLoss(l2_reg=settings.l2_reg))
+
+
+def attach_objective(state: TrainState, spec: ObjectiveSpec, data: DataSampler, settings: TrainSettings) -> Objective:
+    """Build ``spec``'s objective for this run (it may draw from ``data`` with the state's generator, e.g. NCE
+    fitting its noise) and make it the state's; in a multi-process run the auxiliary modules start from rank 0's
+    values. Returns the objective."""
+    context = ObjectiveContext(energy=state.energy, data=data, generator=state.generator, lr=settings.lr,
+                               betas=(settings.beta1, settings.beta2), l2_reg=settings.l2_reg)
+    state.objective = spec.build(context)
+    current().broadcast(list(state.objective.modules().values()))
+    return state.objective
 
 
 def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
-               *, collect_info: bool = False, objective: Objective | None = None,
-               max_energy_gap: float | None = None) -> dict[str, Tensor]:
-    """One iteration of Algorithm 1 (or of an MCMC-free ``objective``); returns detached scalar metrics.
+               *, collect_info: bool = False, max_energy_gap: float | None = None,
+               labels: Tensor | None = None) -> dict[str, Tensor]:
+    """One iteration of ``state.objective`` on the data batch ``x_pos`` (and its ``labels`` ``(n,)``, for
+    objectives that use them); returns detached scalar metrics.
 
-    Before the optimizer applies the step, :func:`~anila.train.guard.check_step` looks at the loss, the
-    energies, the parameter gradient's norm and (``max_energy_gap``) the energy gap: a bad step raises
-    :class:`~anila.train.guard.StepRejected` with the parameters untouched. That check is the only host
-    synchronisation, once per iteration, outside the sampler loop."""
+    After the backward pass the gradients are averaged over the ranks of a multi-process run (a no-op in one
+    process). Before the optimizers apply the step, :func:`~anila.train.guard.check_step` looks at the loss,
+    the energies, the gradient norm over every parameter (the energy's and the objective's modules') and
+    (``max_energy_gap``) the energy gap: a bad step raises :class:`~anila.train.guard.StepRejected` with the
+    parameters untouched. That check is the only host synchronisation, once per iteration, outside the sampler
+    loop."""
     device_type = state.generator.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
-        loss, metrics, info = _forward(state, sampler, chains, x_pos, settings, collect_info, objective)
-    state.optimizer.zero_grad(set_to_none=True)
+        loss, metrics, info, batch = _forward(state, sampler, chains, x_pos, labels, settings, collect_info)
+    for optimizer in state.optimizers():
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    parameters = [p for p in state.energy.parameters() if p.grad is not None]
+    parameters = [p for p in state.parameters() if p.grad is not None]
+    current().average_gradients(parameters)
     if settings.grad_clip > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)  # the norm before clipping
     else:
         grad_norm = gradient_norm(parameters)
     metrics["param_grad_norm"] = grad_norm
     if not bool(check_step(loss, metrics, grad_norm, max_energy_gap)):
-        state.optimizer.zero_grad(set_to_none=True)
+        for optimizer in state.optimizers():
+            optimizer.zero_grad(set_to_none=True)
         reason = rejection_reason(loss, metrics, grad_norm, max_energy_gap)
         raise StepRejected(state.iteration + 1, reason)
-    state.optimizer.step()
+    for optimizer in state.optimizers():
+        optimizer.step()
     if state.ema is not None:
         state.ema.update(state.energy)
+    state.objective.after_step(batch)
     state.iteration += 1
     metrics["loss"] = loss.detach()
     for key, values in info.items():
@@ -204,56 +224,46 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     return metrics
 
 
-def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, settings: TrainSettings,
-             collect_info: bool, objective: Objective | None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
-    """Sampling and the loss of one iteration: ``(loss, metrics, per-step sampler info)``."""
+def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tensor, labels: Tensor | None,
+             settings: TrainSettings, collect_info: bool) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], Batch]:
+    """Sampling and the loss of one iteration: ``(loss, metrics, per-step sampler info, batch)``."""
+    objective = state.objective
     info: dict[str, Tensor] = {}
     metrics: dict[str, Tensor] = {}
-    if objective is None or isinstance(objective, ImprovedCD):
-        improved = objective
-        x0, indices = chains.initial(x_pos, state.buffer, state.generator)
-        if improved is not None and improved.augment and indices is not None and x0.dim() == 4:
-            x0 = Augmentation()(x0, state.generator)
-        chain_energy = state.chain_energy if state.chain_energy is not None and improved is None else state.energy
+    batch = Batch(x_pos, y=labels)
+    if objective.needs_negatives:
+        x0, indices = objective.chain_starts(x_pos, chains, state.buffer, state.generator)
+        differentiable = objective.differentiable_negatives
+        chain_energy = state.chain_energy if state.chain_energy is not None and not differentiable else state.energy
         if state.adaptation is not None:
             sampler = sampler.with_step_size(state.adaptation.step_size())
         result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
-                            record_info=collect_info, differentiable_last_step=improved is not None)
+                            record_info=collect_info, differentiable_last_step=differentiable)
         if state.adaptation is not None and result.accept_rate is not None:
             state.adaptation.update(result.accept_rate.mean())
             metrics["step_size"] = state.adaptation.step_size()
-        x_neg = result.x.detach()
         if state.buffer is not None:
-            state.buffer.push(x_neg, indices)  # type: ignore[arg-type]  # a buffer's draws always have indices
-        loss, cd_metrics = contrastive_divergence(state.loss_energy, x_pos, x_neg, l2_reg=settings.l2_reg)
-        metrics.update(cd_metrics)
-        if improved is not None:
-            if state.bank is None:
-                state.bank = NearestNeighbourBank(improved.bank_size)
-            kl_loss, kl_metrics = kl_term(state.energy, result.x, entropy_samples=state.bank.tensor(),
-                                          entropy_weight=improved.entropy_weight)
-            loss = loss + improved.kl_weight * kl_loss
-            metrics.update(kl_metrics)
-            state.bank.push(x_neg)
+            state.buffer.push(result.x.detach(), indices)  # type: ignore[arg-type]  # a buffer's draws have indices
+        batch = Batch(x_pos, result.x if differentiable else result.x.detach(), x0, y=labels)
         info = result.info
-    else:
-        loss, metrics = objective(state.energy, x_pos, state.generator)
-        metrics = dict(metrics)
-    return loss.float(), metrics, info
+    loss, objective_metrics = objective.loss(state.energy, batch, state.generator)
+    metrics.update(objective_metrics)
+    return loss.float(), metrics, info, batch
 
 
 def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSampler, settings: TrainSettings,
           *, on_log: Callable[[dict[str, float]], None] | None = None,
           on_checkpoint: Callable[[TrainState], None] | None = None, progress: bool = True,
-          objective: Objective | None = None, max_energy_gap: float | None = None,
+          max_energy_gap: float | None = None,
           stop: Callable[[], bool] | None = None) -> TrainState:
     """Run ``settings.iterations - state.iteration`` iterations.
 
-    ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device. ``on_log``
-    receives ``{"iteration", "loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", ...,
+    ``data(batch_size, generator)`` returns a batch ``(batch_size, *event)`` on the device, or a pair
+    ``(batch, labels)`` with integer ``labels`` ``(batch_size,)`` for objectives that use labels (``Batch.y``).
+    ``on_log`` receives ``{"iteration", "loss", "energy_pos", "energy_neg", "energy_gap", "grad_norm", ...,
     "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
-    ``checkpoint_every`` iterations and at the end. ``objective``: an MCMC-free loss to train with instead of
-    contrastive divergence (then ``sampler`` and ``chains`` are not used). A step that fails the guard's
+    ``checkpoint_every`` iterations and at the end. The objective is ``state.objective`` (``sampler`` and
+    ``chains`` are used only when it needs negatives). A step that fails the guard's
     check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
     :func:`~anila.train.guard.guarded_train` rolls back and retries. ``stop()`` is asked before every
     iteration; when it is true the loop returns early, at an iteration boundary (SIGINT / SIGTERM:
@@ -265,9 +275,10 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
         if stop is not None and stop():
             break
         log_now = (state.iteration + 1) % settings.log_every == 0 or state.iteration + 1 == settings.iterations
-        x_pos = data(settings.batch_size, state.generator)
-        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now, objective=objective,
-                             max_energy_gap=max_energy_gap)
+        drawn = data(settings.batch_size, state.generator)
+        x_pos, labels = drawn if isinstance(drawn, tuple) else (drawn, None)
+        metrics = train_step(state, sampler, chains, x_pos, settings, collect_info=log_now,
+                             max_energy_gap=max_energy_gap, labels=labels)
         bar.update(1)
         if log_now:
             record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},

@@ -3,14 +3,17 @@
 :func:`capture` turns a :class:`~anila.train.loop.TrainState` into ``(groups, meta)`` for
 :func:`~anila.train.checkpoint.save_checkpoint`:
 
-    model.*       the energy's ``state_dict``            ema.*     the EMA shadow (when kept)
-    optimizer.*   the optimizer's state tensors          buffer.*  replay buffer / persistent chains
-    adaptation.*  the adapted sampler step (dual averaging)
-    bank.*        improved CD's nearest-neighbour bank   rng.*     RNG states as uint8 tensors:
-                  ``generator`` (the loop's), ``torch`` (CPU global), ``cuda.N``, ``numpy``, ``python``
+    model.*          the energy's ``state_dict``            ema.*     the EMA shadow (when kept)
+    optimizer.*      the optimizer's state tensors          buffer.*  replay buffer / persistent chains
+    adaptation.*     the adapted sampler step (dual averaging)
+    aux.*            the objective's auxiliary modules, ``aux.<module>.<tensor>`` (NCE's ``log_z``, a flow)
+    aux_optimizer.*  their optimizers' state tensors, ``aux_optimizer.<module>.<index>.<key>``
+    objective.*      the objective's other state (improved CD's nearest-neighbour bank)
+    rng.*            RNG states as uint8 tensors: ``generator`` (the loop's), ``torch`` (CPU global),
+                     ``cuda.N``, ``numpy``, ``python``
 
-and ``meta`` holds the iteration, the optimizer's hyperparameters (``param_groups``, which carry the
-learning rate the divergence guard may have shrunk) and the RNG scalars. :func:`restore` puts them back
+and ``meta`` holds the iteration, the optimizers' hyperparameters (``param_groups``, which carry the
+learning rates the divergence guard may have shrunk) and the RNG scalars. :func:`restore` puts them back
 into a freshly built state, so that continuing from iteration ``t`` gives bit-for-bit the parameters an
 uninterrupted run has at every later iteration (on the same device and software).
 
@@ -41,7 +44,6 @@ import torch
 from torch import Tensor
 
 from anila.errors import ConfigError, DataError
-from anila.objectives.improved_cd import NearestNeighbourBank
 from anila.train.checkpoint import atomic_write_bytes, list_checkpoints, load_latest_checkpoint, warn
 from anila.train.loop import TrainState
 
@@ -118,15 +120,28 @@ def capture(state: TrainState) -> tuple[dict[str, dict[str, Tensor]], dict[str, 
     optimizer_tensors, optimizer_meta = _optimizer_groups(state.optimizer)
     rng_tensors, rng_scalars = capture_rng(state.generator)
     groups = {"model": state.energy.state_dict(), "optimizer": optimizer_tensors, "rng": rng_tensors}
+    meta: dict[str, Any] = {"iteration": state.iteration, "optimizer": optimizer_meta, "rng": rng_scalars}
     if state.buffer is not None:
         groups["buffer"] = state.buffer.state_dict()
     if state.ema is not None:
         groups["ema"] = state.ema.state_dict()
-    if state.bank is not None and state.bank.tensor() is not None:
-        groups["bank"] = state.bank.state_dict()
     if state.adaptation is not None:
         groups["adaptation"] = state.adaptation.state_dict()
-    return groups, {"iteration": state.iteration, "optimizer": optimizer_meta, "rng": rng_scalars}
+    modules, optimizers = state.objective.modules(), state.objective.optimizers()
+    if modules:
+        groups["aux"] = {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
+    if optimizers:
+        groups["aux_optimizer"], meta["aux_optimizer"] = {}, {}
+        for name, optimizer in optimizers.items():
+            tensors, meta["aux_optimizer"][name] = _optimizer_groups(optimizer)
+            groups["aux_optimizer"].update({f"{name}.{k}": v for k, v in tensors.items()})
+    if objective_state := state.objective.state_dict():
+        groups["objective"] = objective_state
+    return groups, meta
+
+
+def _by_name(tensors: dict[str, Tensor], name: str) -> dict[str, Tensor]:
+    return {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
 
 
 def restore(state: TrainState, groups: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
@@ -150,11 +165,16 @@ def restore(state: TrainState, groups: dict[str, dict[str, Tensor]], meta: dict[
             raise ValueError("the checkpoint's step-size adaptation does not match the configured sampler.adapt")
         if state.adaptation is not None:
             state.adaptation.load_state_dict(groups["adaptation"])
+        modules, optimizers = state.objective.modules(), state.objective.optimizers()
+        if bool(modules) != ("aux" in groups):
+            raise ValueError("the checkpoint's auxiliary modules do not match the configured objective")
+        for name, module in modules.items():
+            module.load_state_dict(_by_name(groups["aux"], name))
+        for name, optimizer in optimizers.items():
+            _load_optimizer(optimizer, _by_name(groups.get("aux_optimizer", {}), name), meta["aux_optimizer"][name])
+        state.objective.load_state_dict(groups.get("objective", {}))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"checkpoint does not fit this model: {str(exc).splitlines()[0]}") from None
-    if "bank" in groups:
-        state.bank = state.bank or NearestNeighbourBank(len(groups["bank"]["samples"]))
-        state.bank.load_state_dict(groups["bank"])
     restore_rng(state.generator, groups["rng"], meta["rng"])
     state.iteration = int(meta["iteration"])
 

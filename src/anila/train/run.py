@@ -34,7 +34,6 @@ from anila.data.validate import validate_batch, validate_images
 from anila.errors import AnilaError, ConfigError, DataError, OutputError, RunFolderBusy, RunInterrupted
 from anila.io import atomic_write_text
 from anila.metrics.density import density_divergences, grid_log_prob
-from anila.objectives.select import ContrastiveDivergence, ImprovedCD, bind_objective
 from anila.samplers.adapt import AdaptiveStepSize
 from anila.samplers.registry import name_of
 from anila.samplers.runner import sample_chains
@@ -52,7 +51,7 @@ from anila.train.distributed import current
 from anila.train.folder import check_fresh_folder
 from anila.train.guard import GuardState, guarded_train
 from anila.train.lock import RunLock
-from anila.train.loop import TrainState, make_train_state
+from anila.train.loop import TrainState, attach_objective, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
 from anila.train.threads import apply_threads
 
@@ -143,12 +142,12 @@ def iter_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps
     steps = config.train.num_steps if num_steps is None else num_steps
     device = next(energy.parameters()).device
     noise = config.chains.noise_init()
-    annealed = getattr(config.objective, "sample", None)  # noise-conditional models: annealed Langevin
+    own = config.objective.sampling is not None  # e.g. noise-conditional models: annealed Langevin
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
-        if annealed is not None:
-            yield annealed(energy, x0, generator=generator).detach()
+        if own:
+            yield config.objective.sample(energy, x0, generator=generator).detach()
         elif augment_every > 0:
             yield augment_every_n(config.sampler, energy, x0, steps, augment_every, Augmentation(),
                                   generator).detach()
@@ -391,9 +390,6 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     main_rank = context.is_main
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite deletes it: pass one of them")
-    if context.enabled and not isinstance(config.objective, ContrastiveDivergence):
-        raise ConfigError("objective.name: several processes train the cd objective only; run this one with a "
-                          "single process")
     settings = context.rank_settings(config.train)  # this rank's seed and device
     check_memory(config)
     apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
@@ -402,10 +398,9 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     state = make_train_state(energy, settings, config.chains, config.data.event_shape)
     if config.adaptation is not None:
         state.adaptation = AdaptiveStepSize(config.adaptation, config.sampler.step_size, state.generator.device)
-    state.ddp = context.wrap(state.energy)
+    context.broadcast([state.energy])  # several processes: every rank starts from rank 0's weights
     data, _, images = load_data(config, state.generator.device)
-    objective = bind_objective(config.objective, data, state.generator) or (
-        config.objective if isinstance(config.objective, ImprovedCD) else None)
+    attach_objective(state, config.objective, data, settings)
     with contextlib.ExitStack() as stack:
         _claim_folder(out_dir, stack, resume=resume, overwrite=overwrite)
         try:
@@ -414,7 +409,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
             rollback, on_event, on_log = _run_callbacks(config, out_dir, writer)
             guarded_train(state, guard, config.chains, data, settings, config.guard, rollback=rollback,
                           on_event=on_event, on_log=on_log, on_checkpoint=writer,
-                          progress=progress and main_rank, objective=objective, stop=_stop_check(stop))
+                          progress=progress and main_rank, stop=_stop_check(stop))
             if state.iteration < config.train.iterations:  # only a stop ends the loop early
                 raise _stopped(config, state, out_dir, writer, stop)
             config = adapted_config(config, state.adaptation)  # figures sample with the adapted step
@@ -461,8 +456,8 @@ def run_title(config: Config) -> str:
     sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
     if config.objective.uses_sampler:
         return f"{config.data.name}: {sampling}"
-    if hasattr(config.objective, "sample"):
-        return f"{config.data.name}: {type(config.objective).__name__} (annealed Langevin samples)"
+    if config.objective.sampling is not None:
+        return f"{config.data.name}: {type(config.objective).__name__} ({config.objective.sampling} samples)"
     return f"{config.data.name}: {type(config.objective).__name__} (samples: {sampling})"
 
 
@@ -496,7 +491,7 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     summary = RunSummary(out_dir=out_dir)
     energy.eval()
-    density_energy = getattr(config.objective, "density_energy", lambda e: e)(energy)
+    density_energy = config.objective.density_energy(energy)
     log_model = grid_log_prob(lambda x: -density_energy(x), bound, config.eval.grid_resolution, device=device)
     log_true = None
     if dataset.has_density:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from anila.train.checkpoint import list_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint
 from anila.train.distributed import DistributedContext, init_distributed
 from anila.train.ema import EMA
-from anila.train.guard import GuardSettings, GuardState, StepRejected, check_step, guarded_train
+from anila.train.guard import GuardSettings, GuardState, guarded_train
 from anila.train.loop import TrainSettings, TrainState, attach_objective, make_train_state, train, train_step
 from anila.train.resume import capture, restore, resume_run
+from anila.train.step_check import StepRejected, check_step
 
 if TYPE_CHECKING:
     from anila.train.curves import plot_curves, read_metrics

@@ -29,8 +29,8 @@ from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
 from anila.train.distributed import current
 from anila.train.ema import EMA
-from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
 from anila.train.progress import training_progress
+from anila.train.step_check import StepRejected, check_step, gradient_norm, rejection_reason
 
 MAX_BATCH_SIZE = 1_000_000  #: ``train.batch_size`` at most (chains and data points per iteration)
 MAX_NUM_STEPS = 100_000  #: ``train.num_steps`` (K) at most; the papers use 50-150
@@ -188,9 +188,9 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     objectives that use them); returns detached scalar metrics.
 
     After the backward pass the gradients are averaged over the ranks of a multi-process run (a no-op in one
-    process). Before the optimizers apply the step, :func:`~anila.train.guard.check_step` looks at the loss,
+    process). Before the optimizers apply the step, :func:`~anila.train.step_check.check_step` looks at the loss,
     the energies, the gradient norm over every parameter (the energy's and the objective's modules') and
-    (``max_energy_gap``) the energy gap: a bad step raises :class:`~anila.train.guard.StepRejected` with the
+    (``max_energy_gap``) the energy gap: a bad step raises :class:`~anila.train.step_check.StepRejected` with the
     parameters untouched. That check is the only host synchronisation, once per iteration, outside the sampler
     loop."""
     device_type = state.generator.device.type
@@ -237,7 +237,7 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         chain_energy = state.chain_energy if state.chain_energy is not None and not differentiable else state.energy
         if state.adaptation is not None:
             sampler = sampler.with_step_size(state.adaptation.step_size())
-        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
+        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,
                             record_info=collect_info, differentiable_last_step=differentiable)
         if state.adaptation is not None and result.accept_rate is not None:
             state.adaptation.update(result.accept_rate.mean())
@@ -264,7 +264,7 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
     ``checkpoint_every`` iterations and at the end. The objective is ``state.objective`` (``sampler`` and
     ``chains`` are used only when it needs negatives). A step that fails the guard's
-    check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
+    check (see :func:`train_step`) raises :class:`~anila.train.step_check.StepRejected`; the run layer's
     :func:`~anila.train.guard.guarded_train` rolls back and retries. ``stop()`` is asked before every
     iteration; when it is true the loop returns early, at an iteration boundary (SIGINT / SIGTERM:
     :mod:`anila.train.interrupt`).

@@ -127,8 +127,6 @@ def test_the_sample_figure_suits_the_shape(shape, tmp_path):
     assert Path(path).read_bytes()[:8] == PNG
 
 
-@pytest.mark.xfail(strict=True, reason="train/run.py still writes the flat summary; it is wired to "
-                   "anila.train.summary once that file's rewrite (the objective protocol) has landed")
 def test_summary_json_of_a_run(runs):
     run, _ = runs["mala"]
     summary = json.loads((run / "summary.json").read_text())

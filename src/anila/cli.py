@@ -47,18 +47,29 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from anila.train.run import load_trained_energy, write_samples
+    from anila.train.trained import (
+        MAX_SAMPLE_STEPS,
+        MAX_SAMPLES,
+        data_units,
+        load_trained_energy,
+        sample_settings,
+        write_samples,
+    )
 
     if Path(args.out).suffix != ".npy":
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
+    if not 1 <= args.num <= MAX_SAMPLES:
+        raise AnilaError(f"--num must be in [1, {MAX_SAMPLES}], got {args.num}")
+    if args.steps is not None and not 0 <= args.steps <= MAX_SAMPLE_STEPS:
+        raise AnilaError(f"--steps must be in [0, {MAX_SAMPLE_STEPS}], got {args.steps}")
     if args.figure is not None:
         _check_figure_path(args.figure)
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
     if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
-    shape = write_samples(config, energy, args.num, args.out, num_steps=args.steps, generator=generator,
-                          augment_every=args.augment_every)
+    shape = write_samples(energy, args.num, args.out, sample_settings(config, num_steps=args.steps),
+                          generator=generator, augment_every=args.augment_every, to_data=data_units(config.data))
     print(f"wrote {args.num} samples, shape {shape}, to {args.out}")
     if args.figure is not None:
         print(f"wrote {_sample_figure(config, args.out, args.figure, args.steps)}")

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from anila.chains.init import ChainInit
-from anila.data.images import IMAGE_DATASETS
+from anila.data.images import DEFAULT_SIZES, IMAGE_DATASETS
 from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
@@ -141,7 +141,7 @@ class DataConfig:
             return (2,)
         if self.name == POINT_FILE:
             return (load_points_cached(self.path, key=self.key).shape[1],)  # type: ignore[arg-type]  # path: checked
-        size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
+        size = IMAGE_SIZES.get(self.name) or self.image_size or DEFAULT_SIZES[self.name]
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
 

@@ -1,4 +1,6 @@
-"""``summary.json``: what a finished run reports, readable without the code that wrote it.
+"""What a finished run reports: :class:`RunSummary` (in memory), ``summary.json`` (on disk) and the run's title.
+
+``summary.json`` is readable without the code that wrote it:
 
     {"run": "demo_rings_anila", "data": "rings", "sampler": "anila", "objective": "cd", "iteration": 1000,
      "metrics": {"kl_true_model": 0.052, "tv": 0.11, ...},
@@ -19,13 +21,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torch import nn
+
 from anila.io import atomic_write_text
+from anila.samplers.registry import name_of
 
 if TYPE_CHECKING:
     from anila.config import Config
+
+
+@dataclass
+class RunSummary:
+    """Where a run wrote its files, and its final metrics."""
+
+    out_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    energy: nn.Module | None = None  # the trained weights (not the EMA copy)
+
+
+def run_title(config: Config) -> str:
+    """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
+    sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
+    if config.objective.uses_sampler:
+        return f"{config.data.name}: {sampling}"
+    if config.objective.sampling is not None:
+        return f"{config.data.name}: {type(config.objective).__name__} ({config.objective.sampling} samples)"
+    return f"{config.data.name}: {type(config.objective).__name__} (samples: {sampling})"
 
 #: Which direction is better, for each metric a run reports (names not listed: :func:`better`).
 BETTER = {
@@ -68,4 +94,4 @@ def write_summary(out_dir: str | Path, metrics: Mapping[str, float], config: Con
     return path
 
 
-__all__ = ["BETTER", "better", "summary_record", "write_summary"]
+__all__ = ["BETTER", "RunSummary", "better", "run_title", "summary_record", "write_summary"]

@@ -267,7 +267,10 @@ def machine_info(device: torch.device) -> dict:
 
 def run_speed(settings: SpeedSettings, *, progress: Callable[[str], None] | None = None) -> dict:
     """Run the grid; returns ``{"machine", "settings", "cases": [...], "targets": [...]}`` (JSON-ready)."""
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:  # "device = 'cuda': ..." names the argument; here it is the --device flag
+        raise AnilaError(f"--{exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AnilaError("--device cuda: no CUDA device is available here; use --device cpu")
     if "cuda_graphs" in settings.options and device.type != "cuda":

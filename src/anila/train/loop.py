@@ -20,7 +20,6 @@ import torch
 from torch import Tensor, nn
 
 from anila.chains.init import ChainInit, ReplayBuffer
-from anila.errors import ConfigError
 from anila.objectives.base import Batch, DataSampler, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.samplers.adapt import AdaptiveStepSize
@@ -139,16 +138,16 @@ class TrainState:
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``. A CUDA device
-    that this machine (or this torch build) does not have raises :class:`~anila.errors.ConfigError`."""
+    that this machine (or this torch build) does not have raises :class:`ValueError` naming ``device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ConfigError(f"train.device = {name!r}: {why}; set train.device = \"cpu\" or \"auto\"")
+            raise ValueError(f"device = {name!r}: {why}; use \"cpu\" or \"auto\"")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ValueError(f"device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
 
 

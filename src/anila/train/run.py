@@ -23,7 +23,7 @@ from pathlib import Path
 import tomli_w
 import torch
 
-from anila.config import Config
+from anila.config import Config, check_train_device
 from anila.data.images import batch_sampler, build_dataset
 from anila.data.toy import toy_dataset
 from anila.data.validate import validate_batch, validate_images
@@ -292,6 +292,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite deletes it: pass one of them")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    check_train_device(settings)  # a device this machine lacks: one line naming train.device
     check_memory(config)
     apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank

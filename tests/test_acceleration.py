@@ -7,7 +7,7 @@ import torch
 import anila.train.acceleration as acceleration
 from anila.chains import ChainInit
 from anila.cli import main
-from anila.config import config_from_dict
+from anila.config import check_train_device, config_from_dict
 from anila.energies import MLPEnergy
 from anila.errors import ConfigError
 from anila.samplers import AniLA
@@ -52,9 +52,11 @@ def test_cuda_graphs_is_refused_off_cuda(tmp_path, capsys):
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
         TrainSettings(cuda_graphs=True)
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="train.cuda_graphs needs a CUDA device"):
-            make_train_state(MLPEnergy(dim=2, width=4, depth=1), TrainSettings(cuda_graphs=True, device="auto"),
-                             ChainInit(), (2,))
+        settings = TrainSettings(cuda_graphs=True, device="auto")
+        with pytest.raises(ValueError, match="^cuda_graphs needs a CUDA device"):  # the library names its argument
+            make_train_state(MLPEnergy(dim=2, width=4, depth=1), settings, ChainInit(), (2,))
+        with pytest.raises(ConfigError, match="^train.cuda_graphs needs a CUDA device"):  # the config, its key
+            check_train_device(settings)
     path = tmp_path / "graphs.toml"
     path.write_text('[data]\nname = "rings"\n[train]\ncuda_graphs = true\niterations = 1\n')
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2

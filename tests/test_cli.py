@@ -74,7 +74,7 @@ def test_train_writes_the_whole_run_folder_and_sample_reads_it(tiny_config, tmp_
 
     for figure in ("samples.png", "density.png", "curves.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())["metrics"]
     assert summary["kl_true_model"] > 0 and 0 <= summary["tv"] <= 1
 
     npy = tmp_path / "samples.npy"

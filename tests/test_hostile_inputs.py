@@ -99,7 +99,7 @@ def test_numbers_that_overflow_float32_and_booleans_are_refused(config, capsys, 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
 def test_a_cuda_device_without_cuda_is_one_line(config, tmp_path, capsys):
     err = one_line(capsys, 2, "train", str(config), "--set", "train.device=cuda", "--out", str(tmp_path / "r"))
-    assert "train.device = 'cuda': " in err and 'set train.device = "cpu" or "auto"' in err
+    assert "train.device = 'cuda': " in err and 'use "cpu" or "auto"' in err
 
 
 def test_a_config_that_is_a_folder_or_empty_is_refused(tmp_path, capsys):

@@ -11,7 +11,7 @@ from anila.cli import main
 from anila.config import config_from_dict
 from anila.errors import DataError
 from anila.train.checkpoint import load_checkpoint, save_checkpoint, sidecar_hash
-from anila.train.run import load_trained_energy
+from anila.train.trained import load_trained_energy
 
 TINY = {"data": {"name": "rings"}, "model": {"width": 8, "depth": 1},
         "train": {"iterations": 1, "batch_size": 8, "num_steps": 1}}

@@ -197,7 +197,7 @@ def test_train_without_config_or_resume_and_resume_without_config_toml(tmp_path,
 
 
 def test_sample_writes_atomically_and_a_failure_keeps_the_previous_file(tmp_path, monkeypatch, capsys):
-    import anila.train.run as run_module
+    import anila.train.trained as run_module
 
     config, run = write_config(tmp_path, iterations=1), tmp_path / "run"
     assert main(["train", str(config), "--out", str(run), "--quiet"]) == 0
@@ -220,7 +220,7 @@ def test_sample_writes_atomically_and_a_failure_keeps_the_previous_file(tmp_path
 
 
 def test_sample_writes_batch_by_batch(tmp_path, monkeypatch, capsys):
-    import anila.train.run as run_module
+    import anila.train.trained as run_module
     from anila.io import NpyWriter
 
     config, run = write_config(tmp_path, iterations=1), tmp_path / "run"

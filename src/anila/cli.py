@@ -47,18 +47,58 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from anila.train.run import load_trained_energy, write_samples
+    from anila.train.trained import (
+        MAX_SAMPLE_STEPS,
+        MAX_SAMPLES,
+        data_units,
+        load_trained_energy,
+        sample_settings,
+        write_samples,
+    )
 
     if Path(args.out).suffix != ".npy":
         raise AnilaError(f"--out must name a .npy file, got {args.out}")
+    if not 1 <= args.num <= MAX_SAMPLES:
+        raise AnilaError(f"--num must be in [1, {MAX_SAMPLES}], got {args.num}")
+    if args.steps is not None and not 0 <= args.steps <= MAX_SAMPLE_STEPS:
+        raise AnilaError(f"--steps must be in [0, {MAX_SAMPLE_STEPS}], got {args.steps}")
+    if args.figure is not None:
+        _check_figure_path(args.figure)
     config, energy = load_trained_energy(args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed)
     if args.augment_every and config.data.is_points:
         raise AnilaError("--augment-every applies to image models only")
-    shape = write_samples(config, energy, args.num, args.out, num_steps=args.steps, generator=generator,
-                          augment_every=args.augment_every)
+    shape = write_samples(energy, args.num, args.out, sample_settings(config, num_steps=args.steps),
+                          generator=generator, augment_every=args.augment_every, to_data=data_units(config.data))
     print(f"wrote {args.num} samples, shape {shape}, to {args.out}")
+    if args.figure is not None:
+        print(f"wrote {_sample_figure(config, args.out, args.figure, args.steps)}")
     return 0
+
+
+def _check_figure_path(figure: str) -> None:
+    from anila.train.figures import FIGURE_FORMATS
+
+    suffix = Path(figure).suffix.lstrip(".").lower()
+    if suffix not in FIGURE_FORMATS:
+        raise AnilaError(f"--figure must end in .{', .'.join(FIGURE_FORMATS)}, got {figure}")
+
+
+def _sample_figure(config, npy: str, figure: str, steps: int | None) -> Path:
+    """The figure of the samples just written to ``npy`` (read back from the file), written atomically."""
+    import numpy as np
+    import torch
+
+    from anila.data.toy import toy_dataset
+    from anila.samplers.registry import name_of
+    from anila.train.figures import plot_drawn_samples
+
+    limit = 64 if len(config.data.event_shape) == 3 else 20_000  # a grid or a scatter needs no more
+    samples = torch.from_numpy(np.array(np.load(npy, mmap_mode="r", allow_pickle=False)[:limit]))
+    bound = (config.eval.bound or toy_dataset(config.data.name).bound) if config.data.is_toy else None
+    steps = config.train.num_steps if steps is None else steps
+    title = f"{config.data.name}: {name_of(config.sampler)}, {steps} steps"
+    return plot_drawn_samples(samples, Path(figure), title, bound=bound)
 
 
 def demo_configs() -> list[str]:
@@ -273,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--augment-every", type=int, default=0, metavar="N",
                    help="improved-CD sampling (Algorithm 2): augmentation transitions every N steps (images)")
+    p.add_argument("--figure", metavar="PATH", default=None,
+                   help="also draw the samples into PATH (.png, .pdf, .svg, .jpg): a scatter, a histogram, the "
+                        "pairwise scatters or an image grid, as their shape suits")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("demo", help="train several configs and compare their final density KL",

@@ -29,12 +29,14 @@ silently training the defaults).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
 import tomllib
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ import torch
 from torch import nn
 
 from anila.chains.init import ChainInit
-from anila.data.images import IMAGE_DATASETS
+from anila.data.images import DEFAULT_SIZES, IMAGE_DATASETS
 from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
@@ -55,8 +57,9 @@ from anila.objectives.select import OBJECTIVES
 from anila.objectives.select import name_of as objective_name
 from anila.presets import merge_preset
 from anila.samplers import REGISTRY, DualAveraging, name_of
+from anila.train.acceleration import check_device_options
 from anila.train.guard import GuardSettings
-from anila.train.loop import TrainSettings
+from anila.train.loop import TrainSettings, resolve_device
 
 ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy,
                                          "noise_conditional_mlp": NoiseConditionalMLP}
@@ -141,7 +144,7 @@ class DataConfig:
             return (2,)
         if self.name == POINT_FILE:
             return (load_points_cached(self.path, key=self.key).shape[1],)  # type: ignore[arg-type]  # path: checked
-        size = IMAGE_SIZES.get(self.name) or self.image_size or (8 if self.name == "digits" else 32)
+        size = IMAGE_SIZES.get(self.name) or self.image_size or DEFAULT_SIZES[self.name]
         return (3 if self.name in ("cifar10", "folder") else 1, size, size)
 
 
@@ -302,11 +305,30 @@ def _checked_kwargs(section: str, cls: type, values: dict[str, Any], exclude: tu
     return kwargs
 
 
-def _construct(section: str, cls: type, kwargs: dict[str, Any], **extra: Any) -> Any:
+@contextlib.contextmanager
+def section_errors(section: str) -> Iterator[None]:
+    """Library code raises :class:`ValueError` naming its own argument (``"step_size must be > 0"``); inside this
+    block such an error becomes a :class:`~anila.errors.ConfigError` naming the config key
+    (``"sampler.step_size must be > 0"``). Wrap only calls whose arguments are that section's keys."""
     try:
-        return cls(**kwargs, **extra)
+        yield
     except ValueError as exc:
         raise ConfigError(f"{section}.{exc}") from None
+
+
+def _construct(section: str, cls: type, kwargs: dict[str, Any], **extra: Any) -> Any:
+    with section_errors(section):
+        return cls(**kwargs, **extra)
+
+
+def check_train_device(train: TrainSettings) -> torch.device:
+    """The device ``[train]`` asks for, on this machine: ``train.device`` that it lacks (CUDA on a CPU-only
+    build, a GPU index it does not have) or ``train.cuda_graphs`` off CUDA raise a :class:`ConfigError` naming
+    the key. Checked when a run starts, not when a config is read (a CUDA run's checkpoint samples on a CPU)."""
+    with section_errors("train"):
+        device = resolve_device(train.device)
+        check_device_options(train.cuda_graphs, device)
+    return device
 
 
 def _named(section: str, values: dict[str, Any], registry: dict[str, type]) -> tuple[str, type, dict]:

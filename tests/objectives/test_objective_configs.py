@@ -10,7 +10,7 @@ from anila.cli import main
 from anila.config import config_from_dict
 from anila.errors import ConfigError
 from anila.objectives import OBJECTIVES
-from anila.train.run import load_trained_energy
+from anila.train.trained import load_trained_energy
 
 TINY = {"data": {"name": "8gaussians"}, "model": {"width": 16, "depth": 2, "activation": "silu"},
         "train": {"iterations": 4, "batch_size": 32, "num_steps": 2, "log_every": 2},

@@ -159,7 +159,8 @@ def test_config_adapt_builds_the_adaptation_and_refuses_unadjusted_samplers():
 
 def test_a_run_with_adapt_checkpoints_the_adapted_step_and_samples_with_it(tmp_path):
     from anila.config import config_from_dict
-    from anila.train.run import load_trained_energy, run_training
+    from anila.train.run import run_training
+    from anila.train.trained import load_trained_energy
 
     raw = {"data": {"name": "rings"}, "model": {"width": 8, "depth": 1},
            "sampler": {"name": "mala", "step_size": 1e-4, "adapt": True},

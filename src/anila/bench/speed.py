@@ -38,11 +38,12 @@ from torch import Tensor, nn
 
 from anila.bench.timing import CLOCKS, median_ratio, profile_call, synchronize, time_interleaved
 from anila.chains.init import ChainInit
+from anila.energies.base import Energy
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
 from anila.errors import AnilaError
 from anila.objectives.contrastive import contrastive_divergence
-from anila.samplers import REGISTRY, ChainState, make, run_chains
+from anila.samplers import REGISTRY, ChainState, Sampler, make, run_chains
 from anila.train.acceleration import sampling_energy
 from anila.train.loop import TrainSettings, make_train_state, resolve_device, train_step
 
@@ -102,7 +103,7 @@ def build_model(name: str, settings: SpeedSettings) -> tuple[nn.Module, tuple[in
     return ResNetEnergy(3, settings.resnet_width, image_size=settings.image_size), event, settings.image_batches
 
 
-def samplers_for(model: str) -> dict[str, object]:
+def samplers_for(model: str) -> dict[str, Sampler]:
     """Every registered sampler with the registry's settings: ``toy`` ones on the MLP, ``image`` ones (the paper's
     low-temperature regime: step 1, noise 0.01, threshold 0.01) on the image networks."""
     return {name: make(name, image=model != "mlp") for name in REGISTRY}
@@ -112,7 +113,8 @@ def prepare_energy(energy: nn.Module, options: tuple[str, ...], device: torch.de
     """The energy as the chains see it with ``options``: ``channels_last`` weights, and ``compile`` /
     ``cuda_graphs`` exactly as the training loop applies them (:func:`~anila.train.acceleration.sampling_energy`)."""
     if "channels_last" in options:
-        energy = energy.to(memory_format=torch.channels_last)
+        # Module.to(memory_format=...) is documented and works; torch's overloads of Module.to omit it
+        energy = energy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     compiled = sampling_energy(energy, "compile" in options, "cuda_graphs" in options, device)
     return energy if compiled is None else compiled
 
@@ -157,6 +159,18 @@ def _train_iteration(energy: nn.Module, event: tuple[int, ...], batch: int, sett
     g = torch.Generator(device=device).manual_seed(1)
     x_pos = torch.rand((batch, *event), generator=g, device=device) * 2 - 1
     return lambda: train_step(state, sampler, chains, x_pos, train)
+
+
+def _chains_call(sampler: Sampler, energy: Energy, start: ChainState, num_steps: int,
+                 generator: torch.Generator) -> Callable[[], object]:
+    """``num_steps`` transitions of ``sampler`` from ``start``, as a call to time."""
+    return lambda: run_chains(sampler, energy, start, num_steps, generator=generator).x
+
+
+def _update_call(sampler: Sampler, energy: Energy, state: ChainState,
+                 generator: torch.Generator) -> Callable[[], object]:
+    """One transition from an evaluated ``state`` (the update alone), as a call to time."""
+    return lambda: sampler.step(energy, state, generator)[0].x
 
 
 def _loss_pass(energy: nn.Module, x: Tensor, autocast) -> Callable[[], object]:
@@ -205,16 +219,14 @@ def run_case(model: str, batch: int, settings: SpeedSettings, device: torch.devi
         # Every chain call makes about num_steps gradient evaluations (HMC: num_steps / L transitions).
         steps = max(1, settings.num_steps // sampler.gradients_per_step)
         units[name] = steps * sampler.gradients_per_step
-        calls[name] = under_autocast(lambda s=sampler, st=start, n=steps: run_chains(s, sample_energy, st, n,
-                                                                                  generator=g).x)
-        one_step[name] = under_autocast(lambda s=sampler, st=start: run_chains(s, sample_energy, st, 1,
-                                                                            generator=g).x)
+        calls[name] = under_autocast(_chains_call(sampler, sample_energy, start, steps, g))
+        one_step[name] = under_autocast(_chains_call(sampler, sample_energy, start, 1, g))
     for name in ("langevin", "anila"):  # the update alone: a step from a state whose E and ∇E are known
         sampler = samplers_for(model)[name]
         with autocast():
             evaluated = ChainState.at(x).evaluated(sample_energy)
         calls[f"{name}_update"] = one_step[f"{name}_update"] = under_autocast(
-            lambda s=sampler, st=evaluated: s.step(sample_energy, st, g)[0].x)
+            _update_call(sampler, sample_energy, evaluated, g))
         units[f"{name}_update"] = 1
     calls["train_iteration"] = one_step["train_iteration"] = _train_iteration(energy, event, batch, settings,
                                                                               device)  # autocast inside
@@ -255,7 +267,10 @@ def machine_info(device: torch.device) -> dict:
 
 def run_speed(settings: SpeedSettings, *, progress: Callable[[str], None] | None = None) -> dict:
     """Run the grid; returns ``{"machine", "settings", "cases": [...], "targets": [...]}`` (JSON-ready)."""
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:  # "device = 'cuda': ..." names the argument; here it is the --device flag
+        raise AnilaError(f"--{exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AnilaError("--device cuda: no CUDA device is available here; use --device cpu")
     if "cuda_graphs" in settings.options and device.type != "cuda":

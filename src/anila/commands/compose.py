@@ -23,7 +23,7 @@ from anila.errors import DataError
 from anila.io import atomic_write_text, save_npy
 from anila.samplers.registry import name_of
 from anila.train.figures import plot_image_grid, plot_points
-from anila.train.run import draw_samples, load_trained_energy
+from anila.train.trained import draw_samples, load_trained_energy, sample_settings
 
 
 def _load(checkpoints: list[str | Path]) -> tuple[list[Config], list[torch.nn.Module]]:
@@ -67,7 +67,7 @@ def compose_checkpoints(checkpoints: list[str | Path], operation: str, out_dir: 
     except ValueError as exc:
         raise DataError(str(exc)) from None
     config = with_sampler(configs[0], sampler, overrides)
-    samples = draw_samples(config, energy, num, num_steps=num_steps, generator=generator)
+    samples = draw_samples(energy, num, sample_settings(config, num_steps=num_steps), generator=generator)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,12 +25,11 @@ error; for images also ``bits_per_dim = -loglik / (d · log 2)`` on the ``[-1, 1
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from anila.config import Config
-from anila.data.images import image_dataset
+from anila.data.images import build_dataset
 from anila.data.toy import toy_dataset
 from anila.errors import DataError
 from anila.metrics.ais import UniformBox, ais_log_partition, log_likelihood
@@ -55,11 +54,7 @@ def parse_metrics(text: str) -> list[str]:
 def evaluation_images(config: Config, num: int) -> torch.Tensor:
     """Up to ``num`` evaluation images of the config's data set (its test split where one exists)."""
     data = config.data
-    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
-    kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
-    if data.name in ("mnist", "cifar10"):
-        kwargs = {"split": "test"}
-    return image_dataset(data.name, data.root, **kwargs).images[:num]
+    return build_dataset(data.name, data.root, image_size=data.image_size, split="test").images[:num]
 
 
 def model_log_partition(config: Config, energy: torch.nn.Module, *, ais_chains: int = 256,
@@ -112,14 +107,15 @@ def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torc
 
 def _samples(config: Config, energy: torch.nn.Module, num: int, generator: torch.Generator, progress: bool,
              batch_size: int = 100) -> torch.Tensor:
-    from anila.train.run import draw_samples
+    from anila.train.trained import draw_samples, sample_settings
 
     chunks = range(0, num, batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="sampling", unit="batch", leave=False)
-    return torch.cat([draw_samples(config, energy, min(batch_size, num - start), generator=generator)
+    settings = sample_settings(config)
+    return torch.cat([draw_samples(energy, min(batch_size, num - start), settings, generator=generator)
                       for start in chunks])
 
 
@@ -128,11 +124,7 @@ def _extractor(config: Config, features: str, seed: int):
     if features == "inception":
         return InceptionFeatures(), {}
     data = config.data
-    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
-    kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
-    if data.name in ("mnist", "cifar10"):
-        kwargs = {"split": "train"}
-    dataset = image_dataset(data.name, data.root, **kwargs)
+    dataset = build_dataset(data.name, data.root, image_size=data.image_size, split="train")
     if dataset.labels is None:
         raise DataError(f"{data.name} has no labels to train the domain classifier on; use --features inception")
     classifier, accuracy = train_domain_classifier(dataset.images, dataset.labels, seed=seed)
@@ -172,7 +164,7 @@ def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed
                         ais_temperatures: int = 1000, ais_step_size: float | None = None,
                         features: str = "classifier", progress: bool = True) -> dict[str, float]:
     """Compute ``metrics`` (names from :data:`METRICS`) for a checkpoint; returns ``{name: value}``."""
-    from anila.train.run import load_trained_energy
+    from anila.train.trained import load_trained_energy
 
     if num < 2:
         raise DataError(f"--num must be >= 2, got {num}")

@@ -65,7 +65,7 @@ def explore_checkpoint(checkpoint, out_dir, *, num: int | None = None, steps: in
                        temperature: float = 0.0, descent_steps: int = 1000, sampler: str | None = None,
                        overrides: list[str] | tuple[str, ...] = (), seed: int = 0, progress: bool = True) -> dict:
     """Long-run chains and low-temperature samples of a checkpoint (module docstring); returns the record."""
-    from anila.train.run import load_trained_energy
+    from anila.train.trained import load_trained_energy
 
     config, energy = load_trained_energy(checkpoint)
     if config.objective.noise_conditional:

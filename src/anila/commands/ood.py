@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from anila.config import Config
-from anila.data.images import IMAGE_DATASETS, image_dataset
+from anila.data.images import IMAGE_DATASETS, build_dataset
 from anila.data.toy import TOY_DATASETS, toy_dataset
 from anila.errors import DataError
 from anila.metrics.ood import SCORES, auroc, ood_scores
@@ -79,11 +79,9 @@ def load_set(text: str, config: Config, num: int, generator: torch.Generator) ->
         x = toy_dataset(name).sample(num, generator=generator)
     else:
         data = config.data
-        size = data.image_size or (8 if name == "digits" else 32)
-        kwargs = {"size": size} if name in ("digits", "folder") else {"split": options.get("split", "train")}
         root = options.get("root", data.root if name == data.name else None)
         try:
-            dataset = image_dataset(name, root, **kwargs)
+            dataset = build_dataset(name, root, image_size=data.image_size, split=options.get("split", "train"))
         except ValueError as exc:
             raise DataError(f"{text!r}: {exc}") from None
         for key, arg in (("class", "only"), ("holdout", "exclude")):
@@ -109,7 +107,7 @@ def default_in_spec(config: Config) -> str:
 def ood_checkpoint(checkpoint, out_specs: list[str], *, in_spec: str | None = None, num: int = 1000, seed: int = 0,
                    out_json: str | Path | None = None) -> dict[str, dict[str, float]]:
     """AUROC of each score for ``in_spec`` vs. every set in ``out_specs``; see the module docstring."""
-    from anila.train.run import load_trained_energy
+    from anila.train.trained import load_trained_energy
 
     if num < 1 or not out_specs:
         raise DataError("--num must be >= 1 and --out must name at least one data set")

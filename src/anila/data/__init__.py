@@ -6,6 +6,7 @@ from anila.data.images import (
     IMAGE_DATASETS,
     ImageDataset,
     batch_sampler,
+    build_dataset,
     dequantize,
     image_dataset,
     load_cifar10,
@@ -19,7 +20,8 @@ from anila.data.toy import TOY_DATASETS, ToyDataset, toy_dataset
 from anila.data.validate import validate_batch, validate_images, validate_points
 
 __all__ = [
-    "IMAGE_DATASETS", "TOY_DATASETS", "ImageDataset", "ToyDataset", "batch_sampler", "dequantize", "image_dataset",
+    "IMAGE_DATASETS", "TOY_DATASETS", "ImageDataset", "ToyDataset", "batch_sampler", "build_dataset", "dequantize",
+    "image_dataset",
     "load_cifar10", "load_digits", "load_image_folder", "load_mnist", "load_mnist5k", "load_points", "point_metrics",
     "PointCloud", "PointDataError", "toy_dataset", "validate_batch", "validate_images", "validate_points",
 ]

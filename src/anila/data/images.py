@@ -556,6 +556,26 @@ class ImageDataset:
         return ImageDataset(self.name, self.images[keep], self.labels[keep])
 
 
+#: The side of ``digits`` and ``folder`` images when no ``image_size`` is given (the digits' own 8 x 8).
+DEFAULT_SIZES = {"digits": 8, "folder": 32}
+
+
+def build_dataset(name: str, root: PathLike | None = None, *, image_size: int | None = None,
+                  split: str = "train") -> ImageDataset:
+    """The image set ``name`` from anila's options, the one place that maps them to each loader's arguments:
+    ``image_size`` resizes ``digits`` and ``folder`` (default :data:`DEFAULT_SIZES`), ``split`` (``train`` or
+    ``test``) picks the part of ``mnist`` and ``cifar10``; ``mnist5k`` takes neither.
+
+    >>> build_dataset("digits", image_size=16).images.shape
+    torch.Size([1797, 1, 16, 16])
+    """
+    if name in DEFAULT_SIZES:
+        return image_dataset(name, root, size=image_size or DEFAULT_SIZES[name])
+    if name in ("mnist", "cifar10"):
+        return image_dataset(name, root, split=split)
+    return image_dataset(name, root)
+
+
 def image_dataset(name: str, root: PathLike | None = None, **kwargs) -> ImageDataset:
     """The image set ``name`` (one of :data:`IMAGE_DATASETS`) read from ``root``; ``kwargs`` go to its loader.
 

@@ -14,9 +14,10 @@ from torch import Tensor
 
 @runtime_checkable
 class Energy(Protocol):
-    """Anything callable as ``energy(x) -> (batch,)``: an ``nn.Module`` or an analytic energy."""
+    """Anything callable as ``energy(x) -> (batch,)``: an ``nn.Module``, an analytic energy or a plain function
+    (``x`` is positional, so any ``Callable[[Tensor], Tensor]`` is one)."""
 
-    def __call__(self, x: Tensor) -> Tensor: ...
+    def __call__(self, x: Tensor, /) -> Tensor: ...
 
 
 def energy_and_grad(energy: Energy, x: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:

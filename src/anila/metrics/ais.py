@@ -46,6 +46,8 @@ class UniformBox(AnalyticEnergy):
     """The uniform density on the box ``[low, high]^d``: ``E = 0`` inside, ``+inf`` outside,
     ``log_z = d · log(high - low)``. ``event_shape`` may be an image shape ``(C, H, W)``."""
 
+    _reference: Tensor  # a buffer: follows .to() / .double(), and gives the samples' device and dtype
+
     def __init__(self, event_shape: tuple[int, ...], low: float = -1.0, high: float = 1.0):
         super().__init__()
         if not low < high:

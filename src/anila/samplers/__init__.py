@@ -7,7 +7,7 @@ correction, step-size adaptation, and the runner. ``REGISTRY`` / ``SAMPLERS`` na
 
 from anila.samplers.adapt import AdaptiveStepSize, DualAveraging, DualAveragingState
 from anila.samplers.anila import AniLA, MetropolisAniLA
-from anila.samplers.base import ChainState, Sampler
+from anila.samplers.base import ChainState, EvaluatedState, Sampler
 from anila.samplers.hmc import HMC
 from anila.samplers.langevin import MALA, Langevin, LangevinFamily, LowTemperature
 from anila.samplers.metropolis import metropolis_accept, metropolis_hastings
@@ -22,6 +22,7 @@ from anila.samplers.rules import (
     DiagonalMass,
     Identity,
     RMSPreconditioner,
+    StepSizeRule,
     anila_gamma,
 )
 from anila.samplers.runner import ChainResult, run_chains, sample_chains
@@ -30,9 +31,9 @@ from anila.samplers.underdamped import UnderdampedLangevin
 
 __all__ = [
     "AdaptiveStepSize", "AniLA", "AniLAGamma", "ChainResult", "ChainState", "DiagonalMass", "DualAveraging",
-    "DualAveragingState", "Entry", "GAMMA_UPDATES", "GRANULARITIES", "HMC", "Identity", "Langevin",
+    "DualAveragingState", "Entry", "EvaluatedState", "GAMMA_UPDATES", "GRANULARITIES", "HMC", "Identity", "Langevin",
     "LangevinFamily", "LowTemperature", "MALA", "MetropolisAniLA", "MetropolisPreconditionedLangevin",
     "NOISE_SCALINGS", "ParallelTempering", "PreconditionedLangevin", "REGISTRY", "RMSPreconditioner", "SAMPLERS",
-    "Sampler", "UnderdampedLangevin", "accepts", "adjusted_step", "anila_gamma", "low_temperature", "make",
-    "metropolis_accept", "metropolis_hastings", "name_of", "run_chains", "sample_chains", "unadjusted_step"
+    "Sampler", "StepSizeRule", "UnderdampedLangevin", "accepts", "adjusted_step", "anila_gamma", "low_temperature",
+    "make", "metropolis_accept", "metropolis_hastings", "name_of", "run_chains", "sample_chains", "unadjusted_step"
 ]

@@ -19,16 +19,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass, field, replace
-from typing import ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
 from anila.energies.base import Energy, energy_and_grad
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Info = dict[str, Tensor]
 StepSize = float | Tensor
+_Dataclass = TypeVar("_Dataclass", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,23 @@ class ChainState:
     def at(cls, x: Tensor) -> ChainState:
         return cls(x=x)
 
-    def evaluated(self, energy: Energy, *, create_graph: bool = False) -> ChainState:
+    def evaluated(self, energy: Energy, *, create_graph: bool = False) -> EvaluatedState:
         """This state with ``energy`` and ``grad`` filled in (one forward + backward if missing)."""
         if self.grad is not None and self.energy is not None and not create_graph:
-            return self
+            if isinstance(self, EvaluatedState):
+                return self
+            return EvaluatedState(x=self.x, energy=self.energy, grad=self.grad, extras=self.extras)
         e, g = energy_and_grad(energy, self.x, create_graph=create_graph)
-        return replace(self, energy=e, grad=g)
+        return EvaluatedState(x=self.x, energy=e, grad=g, extras=self.extras)
+
+
+@dataclass(frozen=True)
+class EvaluatedState(ChainState):
+    """A :class:`ChainState` whose ``energy`` ``(batch,)`` and ``grad`` (like ``x``) are known: what
+    :meth:`ChainState.evaluated` returns, and what the integrators and the Metropolis correction take."""
+
+    energy: Tensor
+    grad: Tensor
 
 
 class Sampler(Protocol):
@@ -90,7 +105,7 @@ class StepSizeMixin:
     def gradients_per_step(self) -> int:
         return 1
 
-    def with_step_size(self, step_size: StepSize):
+    def with_step_size(self: _Dataclass, step_size: StepSize) -> _Dataclass:
         """The same sampler with ``step_size`` (a float is validated; a per-chain tensor is taken as it is, and
         the other fields, already validated, are not checked again: no host synchronisation)."""
         if not isinstance(step_size, Tensor):

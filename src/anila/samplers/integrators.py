@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from anila.energies.base import Energy
-from anila.samplers.base import ChainState, StepSize
+from anila.samplers.base import ChainState, EvaluatedState, StepSize
 
 
 def kick(p: Tensor, grad: Tensor, step: StepSize) -> Tensor:
@@ -44,8 +44,8 @@ def ornstein_uhlenbeck(p: Tensor, step: StepSize, gamma: float, mass: Tensor | f
     return c * p + sd * root_mass * noise
 
 
-def leapfrog(energy: Energy, state: ChainState, p: Tensor, step: StepSize, num_steps: int,
-             mass: Tensor | float, *, create_graph: bool = False) -> tuple[ChainState, Tensor]:
+def leapfrog(energy: Energy, state: EvaluatedState, p: Tensor, step: StepSize, num_steps: int,
+             mass: Tensor | float, *, create_graph: bool = False) -> tuple[EvaluatedState, Tensor]:
     """``num_steps`` leapfrog steps from an evaluated ``state`` with momentum ``p``; returns the evaluated end
     state and its momentum. Cost: ``num_steps`` forward+backward passes."""
     p = kick(p, state.grad, 0.5 * step)

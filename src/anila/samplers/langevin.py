@@ -27,7 +27,7 @@ import torch
 from anila.energies.base import Energy
 from anila.samplers.base import ChainState, Info, StepSize, StepSizeMixin, check_positive
 from anila.samplers.proposal import adjusted_step, unadjusted_step
-from anila.samplers.rules import Identity
+from anila.samplers.rules import Identity, StepSizeRule
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,12 @@ class LangevinFamily(StepSizeMixin):
     noise_scale: float = 1.0
     grad_clip: float | None = None
 
-    is_exact: ClassVar[bool] = False
     carries_gradient: ClassVar[bool] = False
+
+    @property
+    def is_exact(self) -> bool:
+        """No correction here; :class:`Adjusted` adds one (a member may narrow it further: ``MetropolisAniLA``)."""
+        return False
 
     def __post_init__(self) -> None:
         check_positive("step_size", self.step_size)
@@ -51,7 +55,7 @@ class LangevinFamily(StepSizeMixin):
             raise ValueError("noise_scale must be > 0 for a Metropolis-adjusted sampler")
 
     @cached_property  # built once per sampler: a step only reads it
-    def rule(self):
+    def rule(self) -> StepSizeRule:
         return Identity()
 
 
@@ -76,8 +80,11 @@ class Unadjusted(LangevinFamily):
 class Adjusted(LangevinFamily):
     """A Metropolis-adjusted Langevin-family step; reports ``info["accept_prob"]``."""
 
-    is_exact: ClassVar[bool] = True
     carries_gradient: ClassVar[bool] = True
+
+    @property
+    def is_exact(self) -> bool:
+        return True
 
     def step(self, energy: Energy, state: ChainState, generator: torch.Generator | None = None, *,
              create_graph: bool = False, collect_info: bool = False) -> tuple[ChainState, Info]:
@@ -106,7 +113,7 @@ class LowTemperature(StepSizeMixin):
     """A Langevin-family proposal without its correction, at noise ``noise_scale``: what
     :func:`low_temperature` returns (``rule`` is the original sampler's step-size rule)."""
 
-    rule: object = dataclasses.field(default_factory=Identity)
+    rule: StepSizeRule = dataclasses.field(default_factory=Identity)
     step_size: StepSize = 0.01
     noise_scale: float = 0.0
     grad_clip: float | None = None

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-from anila.samplers.base import ChainState, select, sum_event
+from anila.samplers.base import EvaluatedState, select, sum_event
 
 
 def metropolis_accept(log_ratio: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
@@ -35,20 +35,20 @@ def metropolis_accept(log_ratio: Tensor, generator: torch.Generator | None) -> t
     return u < accept_prob, accept_prob
 
 
-def metropolis_hastings(current: ChainState, proposed: ChainState, log_ratio: Tensor,
-                        generator: torch.Generator | None) -> tuple[ChainState, Tensor]:
+def metropolis_hastings(current: EvaluatedState, proposed: EvaluatedState, log_ratio: Tensor,
+                        generator: torch.Generator | None) -> tuple[EvaluatedState, Tensor]:
     """``(next state, accept_prob)``: ``proposed`` where accepted, else ``current`` (see the module docstring).
 
-    Both states must be evaluated (``energy`` and ``grad`` set). ``log_ratio`` is detached before the test;
+    Both states are evaluated (``energy`` and ``grad`` known). ``log_ratio`` is detached before the test;
     the selected tensors keep their graphs (a differentiable last step)."""
     accept, accept_prob = metropolis_accept(log_ratio.detach(), generator)
     extras = {}
     for key, value in proposed.extras.items():
         old = current.extras.get(key)
         extras[key] = value if old is None or old is value or value.dim() == 0 else select(accept, value, old)
-    out = ChainState(x=select(accept, proposed.x, current.x),
-                     energy=torch.where(accept, proposed.energy, current.energy),
-                     grad=select(accept, proposed.grad, current.grad), extras=extras)
+    out = EvaluatedState(x=select(accept, proposed.x, current.x),
+                         energy=torch.where(accept, proposed.energy, current.energy),
+                         grad=select(accept, proposed.grad, current.grad), extras=extras)
     return out, accept_prob
 
 

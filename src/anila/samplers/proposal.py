@@ -30,24 +30,30 @@ import torch
 from torch import Tensor
 
 from anila.energies.base import Energy
-from anila.samplers.base import ChainState, Info, StepSize, per_chain, sqrt
+from anila.samplers.base import ChainState, EvaluatedState, Info, StepSize, per_chain, sqrt
 from anila.samplers.metropolis import gaussian_log_density, gaussian_log_density_of_noise, metropolis_hastings
-from anila.samplers.rules import power
+from anila.samplers.rules import StepSizeRule, power
 
 
 class LangevinSettings(Protocol):
-    """The hyperparameters a Langevin step reads (every Langevin-family sampler has them)."""
+    """The hyperparameters a Langevin step reads (every Langevin-family sampler has them; read-only, as the
+    fields of a frozen dataclass are)."""
 
-    step_size: StepSize
-    noise_scale: float
-    grad_clip: float | None
+    @property
+    def step_size(self) -> StepSize: ...
+
+    @property
+    def noise_scale(self) -> float: ...
+
+    @property
+    def grad_clip(self) -> float | None: ...
 
 
 def _clipped(settings: LangevinSettings, grad: Tensor) -> Tensor:
     return grad if settings.grad_clip is None else grad.clamp(-settings.grad_clip, settings.grad_clip)
 
 
-def _info(state: ChainState, rule, factor: Tensor | None, collect: bool) -> Info:
+def _info(state: EvaluatedState, rule: StepSizeRule, factor: Tensor | None, collect: bool) -> Info:
     if not collect:
         return {}
     info = {"grad_norm": torch.linalg.vector_norm(state.grad.detach().flatten(1), dim=1)}
@@ -55,7 +61,7 @@ def _info(state: ChainState, rule, factor: Tensor | None, collect: bool) -> Info
     return info
 
 
-def mean_and_std(rule, settings: LangevinSettings, x: Tensor, grad: Tensor,
+def mean_and_std(rule: StepSizeRule, settings: LangevinSettings, x: Tensor, grad: Tensor,
                  factor: Tensor | None) -> tuple[Tensor, Tensor | float]:
     """``(mean(x), std(x))`` of the proposal, out of place (see the module docstring)."""
     h = per_chain(settings.step_size, x)
@@ -66,7 +72,7 @@ def mean_and_std(rule, settings: LangevinSettings, x: Tensor, grad: Tensor,
     return mean, base_std * power(factor, rule.noise_power, inplace=False)
 
 
-def unadjusted_step(rule, settings: LangevinSettings, energy: Energy, state: ChainState,
+def unadjusted_step(rule: StepSizeRule, settings: LangevinSettings, energy: Energy, state: ChainState,
                     generator: torch.Generator | None, *, create_graph: bool = False, collect_info: bool = False,
                     clamp: tuple[float, float] | None = None) -> tuple[ChainState, Info]:
     """One unadjusted Langevin step with ``rule``'s preconditioner: one forward and one backward pass."""
@@ -97,7 +103,7 @@ def unadjusted_step(rule, settings: LangevinSettings, energy: Energy, state: Cha
     return ChainState(x=proposal, extras=extras), info
 
 
-def adjusted_step(rule, settings: LangevinSettings, energy: Energy, state: ChainState,
+def adjusted_step(rule: StepSizeRule, settings: LangevinSettings, energy: Energy, state: ChainState,
                   generator: torch.Generator | None, *, create_graph: bool = False,
                   collect_info: bool = False) -> tuple[ChainState, Info]:
     """One Metropolis-adjusted Langevin step with ``rule``'s preconditioner: one forward and one backward pass

@@ -5,10 +5,10 @@ The Langevin proposal (:mod:`anila.samplers.proposal`) is
     x' = x - (h/2) · G ⊙ g + noise_scale · sqrt(h) · G^p ⊙ ξ,      g = ∇x E(x),  ξ ~ N(0, I)
 
 with ``p = 1/2`` for every rule here except AniLA's ``noise_scaling = "gamma"`` (``p = 1``). A rule is a frozen
-dataclass with
+dataclass that keeps the :class:`StepSizeRule` protocol:
 
     factor(grad, extras) -> (G or None, extras')   G broadcasts against grad; None means G ≡ 1
-    drift(grad, G)       -> G ⊙ grad               (a rule may compute it more cheaply)
+    drift(grad, G)       -> G ⊙ grad               (grad itself for G = None; a rule may compute it more cheaply)
     describe(G, x)       -> per-chain diagnostics (AniLA: clip_fraction)
     noise_power          p
     fresh_factor         G is a new tensor no one else holds (the proposal may scale it in place)
@@ -29,7 +29,7 @@ Rules (shapes: ``grad`` is ``(batch, *event)``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
@@ -40,6 +40,25 @@ GRANULARITIES = ("elementwise", "pixel", "sample")
 GAMMA_UPDATES = ("every_step", "per_iteration")
 NOISE_SCALINGS = ("sqrt_gamma", "gamma")
 Extras = dict[str, Tensor]
+
+
+class StepSizeRule(Protocol):
+    """What the Langevin proposal asks of a rule (see the module docstring)."""
+
+    @property
+    def noise_power(self) -> float: ...
+
+    @property
+    def fresh_factor(self) -> bool: ...
+
+    @property
+    def carried(self) -> tuple[str, ...]: ...
+
+    def factor(self, grad: Tensor, extras: Extras) -> tuple[Tensor | None, Extras]: ...
+
+    def drift(self, grad: Tensor, factor: Tensor | None) -> Tensor: ...
+
+    def describe(self, factor: Tensor, x: Tensor) -> dict[str, Tensor]: ...
 
 
 @dataclass(frozen=True)
@@ -125,10 +144,10 @@ class AniLAGamma:
             return gamma, {**extras, "gamma": gamma}
         return anila_gamma(grad, self.threshold, self.granularity), extras
 
-    def drift(self, grad: Tensor, factor: Tensor) -> Tensor:
+    def drift(self, grad: Tensor, factor: Tensor | None) -> Tensor:
         if self.granularity == "elementwise" and self.update == "every_step":
             return grad.clamp(-self.threshold, self.threshold)
-        return factor * grad
+        return grad if factor is None else factor * grad
 
     def describe(self, factor: Tensor, x: Tensor) -> dict[str, Tensor]:
         """``clip_fraction``: per chain, the fraction of coordinates whose step is cut (``γ < 1``)."""
@@ -174,8 +193,8 @@ class RMSPreconditioner:
             return preconditioner, {**extras, "preconditioner": preconditioner}
         return preconditioner, {**extras, "second_moment": moment}
 
-    def drift(self, grad: Tensor, factor: Tensor) -> Tensor:
-        return factor * grad
+    def drift(self, grad: Tensor, factor: Tensor | None) -> Tensor:
+        return grad if factor is None else factor * grad
 
     def describe(self, factor: Tensor, x: Tensor) -> dict[str, Tensor]:
         """``preconditioner_mean``: per chain, the mean of ``G`` over coordinates."""
@@ -201,8 +220,8 @@ class DiagonalMass:
         mass = torch.as_tensor(self.mass, device=grad.device, dtype=grad.dtype)
         return mass.reciprocal().expand_as(grad[:1]), extras
 
-    def drift(self, grad: Tensor, factor: Tensor) -> Tensor:
-        return factor * grad
+    def drift(self, grad: Tensor, factor: Tensor | None) -> Tensor:
+        return grad if factor is None else factor * grad
 
     def describe(self, factor: Tensor, x: Tensor) -> dict[str, Tensor]:
         return {}
@@ -218,4 +237,4 @@ def power(factor: Tensor, exponent: float, *, inplace: bool) -> Tensor:
 
 
 __all__ = ["GAMMA_UPDATES", "GRANULARITIES", "NOISE_SCALINGS", "AniLAGamma", "DiagonalMass", "Identity",
-           "RMSPreconditioner", "anila_gamma"]
+           "RMSPreconditioner", "StepSizeRule", "anila_gamma"]

@@ -83,8 +83,6 @@ def run_chains(sampler: Sampler, energy: Energy, x0: Tensor | ChainState, num_st
     """
     if num_steps < 0 or thin < 1 or num_warmup < 0:
         raise ValueError(f"num_steps and num_warmup must be >= 0 and thin >= 1; got {num_steps}, {num_warmup}, {thin}")
-    if num_warmup > 0 and adaptation is None:
-        raise ValueError("num_warmup > 0 needs an adaptation, e.g. adaptation=DualAveraging(target_accept=0.57)")
     if not isinstance(x0, ChainState) and not x0.is_floating_point():
         raise ValueError(f"x0 must be a floating-point tensor (chains move continuously), got {x0.dtype}; "
                          "pass x0.float() or x0.double()")
@@ -92,6 +90,8 @@ def run_chains(sampler: Sampler, energy: Energy, x0: Tensor | ChainState, num_st
         check_chain_start(energy, x0)
     state = x0 if isinstance(x0, ChainState) else ChainState.at(x0.detach())
     if num_warmup > 0:
+        if adaptation is None:
+            raise ValueError("num_warmup > 0 needs an adaptation, e.g. adaptation=DualAveraging(target_accept=0.57)")
         sampler, state = warm_up(sampler, energy, state, num_warmup, adaptation, generator)
     trajectory = [state.x] if record_trajectory else None
     infos: list[dict[str, Tensor]] = []

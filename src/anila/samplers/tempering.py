@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 
 from anila.energies.base import Energy
-from anila.samplers.base import ChainState, Info, StepSize, StepSizeMixin, check_choice, check_positive
-from anila.samplers.langevin import MALA, Langevin
+from anila.samplers.base import ChainState, EvaluatedState, Info, StepSize, StepSizeMixin, check_choice, check_positive
+from anila.samplers.langevin import MALA, Adjusted, Langevin
 
-BASES = {"mala": MALA, "langevin": Langevin}
+BASES: dict[str, type[MALA] | type[Langevin]] = {"mala": MALA, "langevin": Langevin}
 
 
 class _Tempered:
@@ -67,7 +67,7 @@ class ParallelTempering(StepSizeMixin):
 
     @property
     def is_exact(self) -> bool:
-        return BASES[self.base].is_exact
+        return issubclass(BASES[self.base], Adjusted)  # every level Metropolis-adjusted
 
     @property
     def gradients_per_step(self) -> int:
@@ -107,7 +107,7 @@ class ParallelTempering(StepSizeMixin):
         new_g = full.grad[index] * scale.view(-1, *([1] * (x.dim() - 1)))
         extras = {k: v[index] if v.dim() > 0 and v.shape[0] == m * b else v for k, v in full.extras.items()}
         extras.update(replicas=new_x[b:], replica_energy=new_e[b:], replica_grad=new_g[b:])
-        out = ChainState(x=new_x[:b], energy=new_e[:b], grad=new_g[:b], extras=extras)
+        out = EvaluatedState(x=new_x[:b], energy=new_e[:b], grad=new_g[:b], extras=extras)
         info = {k: v[:b] for k, v in info.items()}
         info["swap_prob"] = (swap_prob * active).sum(0) / active.sum().clamp_min(1)
         return out, info

@@ -28,7 +28,7 @@ from typing import ClassVar
 import torch
 
 from anila.energies.base import Energy
-from anila.samplers.base import ChainState, Info, StepSize, StepSizeMixin, check_positive, per_chain
+from anila.samplers.base import ChainState, EvaluatedState, Info, StepSize, StepSizeMixin, check_positive, per_chain
 from anila.samplers.integrators import drift, kick, ornstein_uhlenbeck
 
 
@@ -66,4 +66,4 @@ class UnderdampedLangevin(StepSizeMixin):
         if collect_info:
             info["grad_norm"] = torch.linalg.vector_norm(state.grad.detach().flatten(1), dim=1)
             info["kinetic_temperature"] = (v.detach() ** 2).flatten(1).mean(1)
-        return ChainState(x=end.x, energy=end.energy, grad=end.grad, extras={**state.extras, "momentum": v}), info
+        return EvaluatedState(x=end.x, energy=end.energy, grad=end.grad, extras={**state.extras, "momentum": v}), info

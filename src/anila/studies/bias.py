@@ -17,6 +17,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +62,8 @@ def sampler_grid(target: str, full_grid: bool = True) -> list[dict]:
             for b in thresholds if accepts(name, "threshold") else (None,):
                 variants = ANILA_VARIANTS if name == "anila" and not quick else {"default": {}}
                 for variant, switches in variants.items():
-                    sampler = make(name, langevin_step=h, **({"threshold": b} if b is not None else {}), **switches)
+                    overrides: dict[str, Any] = {**switches, **({"threshold": b} if b is not None else {})}
+                    sampler = make(name, langevin_step=h, **overrides)
                     row = dict(sampler=name, step_size=sampler.step_size, langevin_step=h, obj=sampler)
                     rows.append({**row, **({"threshold": b} if b is not None else {}),
                                  **({"variant": variant} if variant != "default" else {})})
@@ -89,6 +91,7 @@ def run_sampler(sampler, energy, x0: torch.Tensor, settings: BiasSettings, gener
         n = min(settings.block, total - done)
         result = run_chains(sampler, energy, ChainState.at(state.x), n, generator=generator,
                             record_trajectory=True, record_info=True)
+        assert result.trajectory is not None  # record_trajectory=True
         for i, x in enumerate(result.trajectory[1:], start=done + 1):
             if i > settings.burn_in and (i - settings.burn_in) % settings.thin == 0:
                 kept.append(x)

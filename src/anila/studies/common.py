@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from anila.data.toy import toy_dataset
-from anila.energies import Gaussian, Rings
+from anila.energies import AnalyticEnergy, Gaussian, Rings
 from anila.io import atomic_write_text
 
 
@@ -27,7 +27,7 @@ def anisotropic_gaussian() -> Gaussian:
 
 
 #: Fixed targets of the sampler studies: name -> (energy factory, half-width of the evaluation box).
-TARGETS = {
+TARGETS: dict[str, tuple[Callable[[], AnalyticEnergy], float]] = {
     "rings": (Rings, toy_dataset("rings").bound),
     "gaussian_cond100": (anisotropic_gaussian, 4.0),
     "8gaussians": (toy_dataset("8gaussians").true_energy, toy_dataset("8gaussians").bound),

@@ -21,7 +21,7 @@ import torch
 
 from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import cell_log_prob, sample_divergences
-from anila.samplers import REGISTRY, DualAveraging, accepts, make, run_chains
+from anila.samplers import REGISTRY, ChainState, DualAveraging, accepts, make, run_chains
 from anila.studies.bias import STEP_SIZES
 from anila.studies.common import TARGETS, markdown_table, write_csv
 
@@ -91,12 +91,13 @@ def run(out_dir: str | Path, *, quick: bool = False, settings: ConvergenceSettin
             thin = max(1, steps // settings.checkpoints)
             warmup = steps // 4 if name.endswith("+adapt") else 0
             adaptation = DualAveraging(REGISTRY[name.removesuffix("+adapt")].target_accept) if warmup else None
-            start = x0
+            start: torch.Tensor | ChainState = x0
             if warmup:
                 warm = run_chains(sampler, energy, x0, 0, generator=g, num_warmup=warmup, adaptation=adaptation)
                 sampler, start = sampler.with_step_size(warm.step_size), warm.state
             traj = run_chains(sampler, energy, start, steps - warmup, generator=g, record_trajectory=True,
                               thin=thin).trajectory
+            assert traj is not None  # record_trajectory=True
             evals = [(warmup + min(i * thin, steps - warmup)) * per_step for i in range(len(traj))]
             if warmup:  # the curve starts at the poor start; the warm-up's gradients count in the budget
                 traj, evals = torch.cat([x0[None], traj]), [0, *evals]

@@ -30,7 +30,7 @@ import torch
 
 from anila.chains import ChainInit
 from anila.data.toy import toy_dataset
-from anila.energies import MLPEnergy
+from anila.energies import GaussianMixture, MLPEnergy
 from anila.io import atomic_write_text, save_figure
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.samplers import REGISTRY, AdaptiveStepSize, DualAveraging, make, sample_chains
@@ -116,7 +116,10 @@ def train_one(dataset_name: str, sampler_name: str, budget: int, seed: int, sett
     row["mmd"] = mmd(samples[finite], data, generator=g) if finite.any() else math.nan
     row["non_finite_samples"] = float((~finite).double().mean())
     if dataset_name in ("8gaussians", "25gaussians"):
-        row.update(mode_metrics_for(samples[finite], dataset.true_energy()))
+        mixture = dataset.true_energy()
+        if not isinstance(mixture, GaussianMixture):
+            raise TypeError(f"{dataset_name}'s true energy is a {type(mixture).__name__}, not a GaussianMixture")
+        row.update(mode_metrics_for(samples[finite], mixture))
     return row
 
 

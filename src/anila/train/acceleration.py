@@ -27,18 +27,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from anila.errors import ConfigError
-
 #: The ``torch.compile`` backend; Inductor generates fused kernels (C++ on CPU, Triton on CUDA). The tests set
 #: ``"aot_eager"``: the same tracing and forward/backward split, without the slow code generation.
 BACKEND = "inductor"
 
 
 def check_device_options(cuda_graphs: bool, device: torch.device) -> None:
-    """Raise :class:`ConfigError` when ``cuda_graphs`` is asked for off CUDA (``compile`` works anywhere)."""
+    """Raise :class:`ValueError` when ``cuda_graphs`` is asked for off CUDA (``compile`` works anywhere)."""
     if cuda_graphs and device.type != "cuda":
-        raise ConfigError(f"train.cuda_graphs needs a CUDA device but the run is on {device}; "
-                          "set train.device = \"cuda\" or train.cuda_graphs = false")
+        raise ValueError(f"cuda_graphs needs a CUDA device but the run is on {device}; run on CUDA or turn it off")
 
 
 def sampling_energy(energy: nn.Module, compile_energy: bool, cuda_graphs: bool,

@@ -16,21 +16,16 @@ At the end of a run the folder gets
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from anila.data.points import PointCloud
-from anila.io import atomic_write_text, save_npy
+from anila.io import save_npy
 from anila.metrics.density import grid_log_prob
+from anila.train.summary import RunSummary, run_title, write_summary
+from anila.train.trained import draw_samples, point_cloud, sample_settings
 
 CORNER_DIMS = 4  # coordinates shown in the corner plot
-
-
-def point_cloud(data) -> PointCloud:
-    """The :class:`PointCloud` of a ``[data]`` section with ``name = "points"`` (the file is read once)."""
-    return PointCloud.from_file(data.path, key=data.key, standardize=data.standardize, holdout=data.holdout)
 
 
 def point_sampler(config, device: torch.device):
@@ -50,13 +45,12 @@ def _grid_1d(energy, bound: float, resolution: int, device) -> torch.Tensor:
 def evaluate_points_run(config, energy: torch.nn.Module, out_dir: Path):
     """Samples, metrics against the held-out points, and figures for ``D``; writes the files listed above."""
     from anila.train.figures_points import plot_corner, plot_density_1d, plot_density_2d, plot_scatter_2d
-    from anila.train.run import RunSummary, draw_samples, run_title
 
     cloud = point_cloud(config.data)
     device = next(energy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     energy.eval()
-    samples = draw_samples(config, energy, config.eval.num_samples, generator=generator)
+    samples = draw_samples(energy, config.eval.num_samples, sample_settings(config), generator=generator)
     metrics = cloud.metrics(samples.cpu(), generator=torch.Generator().manual_seed(config.train.seed + 3))
     metrics.update({f"floor_{k}": v for k, v in cloud.floor(generator=torch.Generator().manual_seed(0)).items()})
     cloud.write_record(out_dir / "points.json")
@@ -78,5 +72,5 @@ def evaluate_points_run(config, energy: torch.nn.Module, out_dir: Path):
         figures.append(plot_scatter_2d(data, samples_data, extent, out_dir / "samples.png", title))
     else:
         figures.append(plot_corner(data, samples_data, out_dir / "corner.png", max_dims=CORNER_DIMS, title=title))
-    atomic_write_text(out_dir / "summary.json", json.dumps(metrics, indent=2))
+    write_summary(out_dir, metrics, config)
     return RunSummary(out_dir=out_dir, metrics=metrics, figures=figures)

@@ -77,3 +77,50 @@ def plot_points(points: Tensor, bound: float, path: Path, title: str = "") -> Pa
     ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, linewidths=0)
     ax.set(xlim=(-bound, bound), ylim=(-bound, bound), aspect="equal")
     return _save(fig, path, title)
+
+
+def plot_drawn_samples(samples: Tensor, path: Path, title: str = "", *, bound: float | None = None,
+                       max_images: int = 64, max_dims: int = 4) -> Path:
+    """The figure of ``anila sample --figure``: the samples alone, drawn as their shape suits.
+
+    ``(n, C, H, W)`` images in [-1, 1]: a grid of the first ``max_images``; ``(n, 1)``: a histogram; ``(n, 2)``:
+    a scatter (over ``[-bound, bound]²`` when ``bound`` is given); ``(n, D > 2)``: the pairwise scatters of the
+    first ``max_dims`` coordinates with their histograms on the diagonal."""
+    if samples.dim() == 4:
+        return plot_image_grid(samples[:max_images], path, title)
+    if samples.dim() != 2:
+        raise ValueError(f"samples must be (n, C, H, W) images or (n, D) points, got shape {tuple(samples.shape)}")
+    pts = samples.detach().float().cpu().numpy()
+    d = min(pts.shape[1], max_dims)
+    if d == 1:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.hist(pts[:, 0], bins=60, range=(-bound, bound) if bound else None, density=True, alpha=0.7)
+        ax.set(xlabel="x", title=f"{len(pts)} samples")
+        return _save(fig, path, title)
+    if d == 2 and pts.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, linewidths=0)
+        if bound:
+            ax.set(xlim=(-bound, bound), ylim=(-bound, bound))
+        ax.set(aspect="equal", title=f"{len(pts)} samples")
+        return _save(fig, path, title)
+    fig, axes = plt.subplots(d, d, figsize=(2.2 * d + 0.6, 2.2 * d + 0.6), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i][j]
+            if i == j:
+                ax.hist(pts[:, i], bins=40, density=True, alpha=0.7)
+                ax.set_yticks([])
+            else:
+                ax.scatter(pts[:, j], pts[:, i], s=1, alpha=0.3, linewidths=0)
+            ax.tick_params(labelsize=6)
+            if i == d - 1:
+                ax.set_xlabel(f"x{j + 1}", fontsize=8)
+            if j == 0 and i != 0:
+                ax.set_ylabel(f"x{i + 1}", fontsize=8)
+    shown = f"coordinates 1-{d} of {pts.shape[1]}" if d < pts.shape[1] else f"all {d} coordinates"
+    return _save(fig, path, f"{title}\n{len(pts)} samples, {shown}".strip())
+
+
+#: What ``anila sample --figure`` can write, by suffix (matplotlib's raster and vector formats).
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")

@@ -6,7 +6,8 @@ Every iteration, before ``optimizer.step()``, :func:`check_step` computes on the
 
 (``E±`` the mean energies of the batch, when the objective reports them; the gap test only when a bound is
 set) and the loop reads ``ok`` once (the iteration's one host synchronisation). A failed check raises
-:class:`StepRejected` with the parameters untouched. :func:`guarded_train` (the ``[guard]`` config
+:class:`StepRejected` with the parameters untouched (both live in :mod:`anila.train.step_check`, which the
+loop imports; this module imports the loop). :func:`guarded_train` (the ``[guard]`` config
 section, :class:`GuardSettings`) then
 
 1. rolls back to the last good checkpoint (every checkpoint holds a state whose steps all passed the check),
@@ -30,19 +31,16 @@ goes back.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from anila.errors import TrainingDiverged
 from anila.samplers.base import Sampler
-from anila.train.distributed import current
+from anila.train.loop import train
+from anila.train.step_check import ENERGY_KEYS, StepRejected, check_step, gradient_norm, rejection_reason
 
 RESEED_STRIDE = 1_000_003
-ENERGY_KEYS = ("energy_pos", "energy_neg")
 
 
 @dataclass(frozen=True)
@@ -78,55 +76,6 @@ class GuardState:
     good_since: int = 0
 
 
-class StepRejected(TrainingDiverged):
-    """A step failed :func:`check_step`; it was not applied."""
-
-    def __init__(self, iteration: int, reason: str):
-        self.iteration, self.reason = iteration, reason
-        super().__init__(f"training diverged at iteration {iteration}: {reason}; the step was not applied")
-
-
-def gradient_norm(parameters: Sequence[Tensor]) -> Tensor:
-    """Global L2 norm of the parameters' gradients, on their device (no synchronisation)."""
-    grads = [p.grad.detach() for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6: fused per device and dtype
-    if total_norm is not None:
-        return total_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-
-
-def check_step(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,
-               max_energy_gap: float | None = None) -> Tensor:
-    """A 0-d bool tensor: the step may be applied (see the module docstring); AND-ed over the ranks of a
-    multi-process run."""
-    values = [loss.detach().float().reshape(()), grad_norm.detach().float().reshape(()).to(loss.device)]
-    values += [metrics[k].detach().float().reshape(()) for k in ENERGY_KEYS if k in metrics]
-    ok = torch.isfinite(torch.stack(values)).all()
-    if max_energy_gap is not None and all(k in metrics for k in ENERGY_KEYS):
-        gap = (metrics["energy_pos"] - metrics["energy_neg"]).abs()
-        ok = ok & (gap <= max_energy_gap)
-    return current().all_agree(ok)  # several processes: every rank must accept (a no-op in one process)
-
-
-def rejection_reason(loss: Tensor, metrics: dict[str, Tensor], grad_norm: Tensor,
-                     max_energy_gap: float | None = None) -> str:
-    """Why :func:`check_step` failed, in words (reads the values: call it only after a failure)."""
-    reasons = []
-    if not torch.isfinite(loss).all():
-        reasons.append(f"the loss is {loss.item()}")
-    for key in ENERGY_KEYS:
-        if key in metrics and not torch.isfinite(metrics[key]).all():
-            reasons.append(f"the mean {'data' if key == 'energy_pos' else 'sample'} energy is {metrics[key].item()}")
-    if not torch.isfinite(grad_norm).all():
-        reasons.append(f"the parameter gradient norm is {grad_norm.item()}")
-    if not reasons and max_energy_gap is not None:
-        gap = (metrics["energy_pos"] - metrics["energy_neg"]).abs().item()
-        reasons.append(f"the energy gap |E(x+) - E(x-)| = {gap:.4g} exceeds guard.max_energy_gap = {max_energy_gap}")
-    return ", ".join(reasons) or "the step check failed"
-
-
 def shrink_sampler(sampler: Sampler, factor: float) -> Sampler:
     """The same sampler with ``step_size`` multiplied by ``factor``."""
     return sampler.with_step_size(sampler.step_size * factor)
@@ -144,8 +93,6 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
     ``rollback(state)`` restores ``state`` from the last good checkpoint; ``guard_state.sampler`` is the
     sampler used (and shrunk); ``train_kwargs`` go to ``train``. Raises :class:`TrainingDiverged` once
     ``guard.max_retries`` retries are spent."""
-    from anila.train.loop import train
-
     emit = on_event or (lambda event: None)
     while True:
         try:
@@ -181,3 +128,7 @@ def guarded_train(state, guard_state: GuardState, chains, data, settings, guard:
                   "retry": guard_state.retries, "rolled_back_to": state.iteration, "lr": [lr_before, lrs[0]],
                   "step_size": [step_before, guard_state.sampler.step_size],
                   "seed": seed})
+
+
+__all__ = ["ENERGY_KEYS", "RESEED_STRIDE", "GuardSettings", "GuardState", "StepRejected", "check_step",
+           "gradient_norm", "guarded_train", "rejection_reason", "shrink_sampler"]

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from anila.chains.init import ChainInit, ReplayBuffer
-from anila.errors import ConfigError
 from anila.objectives.base import Batch, DataSampler, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.samplers.adapt import AdaptiveStepSize
@@ -30,7 +28,8 @@ from anila.samplers.runner import run_chains
 from anila.train.acceleration import make_adam, sampling_energy
 from anila.train.distributed import current
 from anila.train.ema import EMA
-from anila.train.guard import StepRejected, check_step, gradient_norm, rejection_reason
+from anila.train.progress import training_progress
+from anila.train.step_check import StepRejected, check_step, gradient_norm, rejection_reason
 
 MAX_BATCH_SIZE = 1_000_000  #: ``train.batch_size`` at most (chains and data points per iteration)
 MAX_NUM_STEPS = 100_000  #: ``train.num_steps`` (K) at most; the papers use 50-150
@@ -139,16 +138,16 @@ class TrainState:
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``. A CUDA device
-    that this machine (or this torch build) does not have raises :class:`~anila.errors.ConfigError`."""
+    that this machine (or this torch build) does not have raises :class:`ValueError` naming ``device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ConfigError(f"train.device = {name!r}: {why}; set train.device = \"cpu\" or \"auto\"")
+            raise ValueError(f"device = {name!r}: {why}; use \"cpu\" or \"auto\"")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ValueError(f"device = {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
 
 
@@ -188,9 +187,9 @@ def train_step(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Te
     objectives that use them); returns detached scalar metrics.
 
     After the backward pass the gradients are averaged over the ranks of a multi-process run (a no-op in one
-    process). Before the optimizers apply the step, :func:`~anila.train.guard.check_step` looks at the loss,
+    process). Before the optimizers apply the step, :func:`~anila.train.step_check.check_step` looks at the loss,
     the energies, the gradient norm over every parameter (the energy's and the objective's modules') and
-    (``max_energy_gap``) the energy gap: a bad step raises :class:`~anila.train.guard.StepRejected` with the
+    (``max_energy_gap``) the energy gap: a bad step raises :class:`~anila.train.step_check.StepRejected` with the
     parameters untouched. That check is the only host synchronisation, once per iteration, outside the sampler
     loop."""
     device_type = state.generator.device.type
@@ -237,9 +236,8 @@ def _forward(state: TrainState, sampler: Sampler, chains: ChainInit, x_pos: Tens
         chain_energy = state.chain_energy if state.chain_energy is not None and not differentiable else state.energy
         if state.adaptation is not None:
             sampler = sampler.with_step_size(state.adaptation.step_size())
-        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,  # type: ignore[arg-type]
-                            record_info=collect_info, differentiable_last_step=differentiable,
-                            check_start=False)
+        result = run_chains(sampler, chain_energy, x0, settings.num_steps, generator=state.generator,
+                            record_info=collect_info, differentiable_last_step=differentiable, check_start=False)
         if state.adaptation is not None and result.accept_rate is not None:
             state.adaptation.update(result.accept_rate.mean())
             metrics["step_size"] = state.adaptation.step_size()
@@ -265,14 +263,13 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
     "wall_time"}`` every ``log_every`` iterations and at the last one; ``on_checkpoint`` is called every
     ``checkpoint_every`` iterations and at the end. The objective is ``state.objective`` (``sampler`` and
     ``chains`` are used only when it needs negatives). A step that fails the guard's
-    check (see :func:`train_step`) raises :class:`~anila.train.guard.StepRejected`; the run layer's
+    check (see :func:`train_step`) raises :class:`~anila.train.step_check.StepRejected`; the run layer's
     :func:`~anila.train.guard.guarded_train` rolls back and retries. ``stop()`` is asked before every
     iteration; when it is true the loop returns early, at an iteration boundary (SIGINT / SIGTERM:
     :mod:`anila.train.interrupt`).
     """
     start = time.perf_counter()
-    bar = tqdm(total=settings.iterations, initial=state.iteration, disable=not progress, desc="train",
-               dynamic_ncols=True)
+    bar = training_progress(settings.iterations, state.iteration, enabled=progress)
     while state.iteration < settings.iterations:
         if stop is not None and stop():
             break
@@ -285,7 +282,7 @@ def train(state: TrainState, sampler: Sampler, chains: ChainInit, data: DataSamp
         if log_now:
             record = {"iteration": state.iteration, **{k: float(v) for k, v in metrics.items()},
                       "wall_time": time.perf_counter() - start}
-            bar.set_postfix(loss=f"{record['loss']:.3g}")
+            bar.show(record)
             if on_log is not None:
                 on_log(record)
         every = settings.checkpoint_every

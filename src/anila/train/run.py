@@ -13,34 +13,26 @@ the training curves (:mod:`anila.train.curves`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import shlex
 import signal
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import tomli_w
 import torch
 
-from anila.chains.augment import Augmentation, augment_every_n
-from anila.config import Config, config_from_dict
-from anila.data.images import batch_sampler, image_dataset
+from anila.config import Config, check_train_device
+from anila.data.images import batch_sampler, build_dataset
 from anila.data.toy import toy_dataset
 from anila.data.validate import validate_batch, validate_images
 from anila.errors import AnilaError, ConfigError, DataError, OutputError, RunFolderBusy, RunInterrupted
-from anila.io import atomic_write_text
 from anila.metrics.density import density_divergences, grid_log_prob
 from anila.samplers.adapt import AdaptiveStepSize
-from anila.samplers.registry import name_of
-from anila.samplers.runner import sample_chains
 from anila.train.checkpoint import (
     atomic_write_bytes,
     list_checkpoints,
-    load_checkpoint,
     load_latest_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -53,19 +45,11 @@ from anila.train.guard import GuardState, guarded_train
 from anila.train.lock import RunLock
 from anila.train.loop import TrainState, attach_objective, make_train_state
 from anila.train.resume import capture, restore, resume_run, seed_all, truncate_metrics
+from anila.train.summary import RunSummary, run_title, write_summary
 from anila.train.threads import apply_threads
+from anila.train.trained import adapted_config, draw_samples, sample_settings
 
 GRID_IMAGES = 64  # images shown in a sample grid
-
-
-@dataclass
-class RunSummary:
-    """Where a run wrote its files, and its final metrics."""
-
-    out_dir: Path
-    metrics: dict[str, float] = field(default_factory=dict)
-    figures: list[Path] = field(default_factory=list)
-    energy: torch.nn.Module | None = None  # the trained weights (not the EMA copy)
 
 
 def load_data(config: Config, device: torch.device):
@@ -81,11 +65,7 @@ def load_data(config: Config, device: torch.device):
         from anila.train.evaluate_points import point_sampler
 
         return point_sampler(config, device)[0], None, None
-    kwargs: dict[str, Any] = {"size": data.image_size or 8} if data.name == "digits" else {}
-    kwargs = {"size": data.image_size or 32} if data.name == "folder" else kwargs
-    if data.name in ("mnist", "cifar10"):
-        kwargs = {"split": data.split}
-    images_set = image_dataset(data.name, data.root, **kwargs)
+    images_set = build_dataset(data.name, data.root, image_size=data.image_size, split=data.split)
     images = (images_set if data.holdout_class is None else images_set.select(exclude=data.holdout_class)).images
     validate_images(images, name=data.name, event_shape=data.event_shape)
     images = images.to(device)
@@ -130,89 +110,10 @@ class _CheckpointWriter:
             from anila.train.figures import plot_image_grid  # matplotlib: imported only when a figure is drawn
 
             generator = torch.Generator(device=state.generator.device).manual_seed(config.train.seed + 2)
-            samples = draw_samples(adapted_config(config, state.adaptation), state.eval_energy, GRID_IMAGES,
-                                   generator=generator)
+            samples = draw_samples(state.eval_energy, GRID_IMAGES,
+                                   sample_settings(adapted_config(config, state.adaptation)), generator=generator)
             plot_image_grid(samples, out_dir / f"samples_iter_{state.iteration:07d}.png",
                             f"iteration {state.iteration}")
-
-
-def iter_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 10000, augment_every: int = 0):
-    """The batches of :func:`draw_samples`, one at a time (``(n, *event)`` each, ``n <= batch_size``)."""
-    steps = config.train.num_steps if num_steps is None else num_steps
-    device = next(energy.parameters()).device
-    noise = config.chains.noise_init()
-    own = config.objective.sampling is not None  # e.g. noise-conditional models: annealed Langevin
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        x0 = noise.sample(n, config.data.event_shape, generator=generator, device=device)
-        if own:
-            yield config.objective.sample(energy, x0, generator=generator).detach()
-        elif augment_every > 0:
-            yield augment_every_n(config.sampler, energy, x0, steps, augment_every, Augmentation(),
-                                  generator).detach()
-        else:
-            yield sample_chains(config.sampler, energy, x0, steps, generator=generator).detach()
-
-
-def draw_samples(config: Config, energy: torch.nn.Module, num: int, *, num_steps: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 10000,
-                 augment_every: int = 0) -> torch.Tensor:
-    """Fresh chains from the config's noise, run with its sampler for ``num_steps`` (default: training K).
-
-    ``augment_every`` > 0: improved CD's sampling Algorithm 2, augmentation transitions every that many steps
-    (images only)."""
-    return torch.cat(list(iter_samples(config, energy, num, num_steps=num_steps, generator=generator,
-                                       batch_size=batch_size, augment_every=augment_every)))
-
-
-MAX_SAMPLES = 10_000_000  #: ``anila sample --num`` at most
-MAX_SAMPLE_STEPS = 1_000_000  #: ``anila sample --steps`` at most
-SAMPLE_BATCH_VALUES = 2**22  #: numbers per batch of ``anila sample`` (4M floats, 16 MB per chain state)
-
-
-def write_samples(config: Config, energy: torch.nn.Module, num: int, out: str | Path, *,
-                  num_steps: int | None = None, generator: torch.Generator | None = None, augment_every: int = 0,
-                  progress: bool | None = None) -> tuple[int, ...]:
-    """Draw ``num`` samples batch by batch into the ``.npy`` file ``out``, renamed into place once complete
-    (:class:`~anila.io.NpyWriter`): memory holds one batch, a failure leaves any previous ``out`` intact.
-    Checks ``num`` and ``num_steps`` against :data:`MAX_SAMPLES` / :data:`MAX_SAMPLE_STEPS` and the file's size
-    against the free disk space first. ``progress``: a bar over the batches (default: when stderr is a
-    terminal). Returns the file's shape."""
-    import shutil
-
-    from tqdm.auto import tqdm
-
-    from anila.io import NpyWriter
-
-    if not 1 <= num <= MAX_SAMPLES:
-        raise ConfigError(f"--num must be in [1, {MAX_SAMPLES}], got {num}")
-    if num_steps is not None and not 0 <= num_steps <= MAX_SAMPLE_STEPS:
-        raise ConfigError(f"--steps must be in [0, {MAX_SAMPLE_STEPS}], got {num_steps}")
-    out = Path(out)
-    event = config.data.event_shape
-    values = math.prod(event)
-    size = num * values * 4
-    folder = next((p for p in (out.parent, *out.parent.parents) if p.is_dir()), Path("."))
-    free = shutil.disk_usage(folder).free
-    if size > free:
-        raise OutputError(f"{out}: {num} samples of shape {event} need {size / 2**20:.1f} MiB, {folder} has "
-                          f"{free / 2**20:.1f} MiB free; lower --num or write elsewhere")
-    batch = max(1, min(10000, SAMPLE_BATCH_VALUES // values))
-    batches = iter_samples(config, energy, num, num_steps=num_steps, generator=generator, batch_size=batch,
-                           augment_every=augment_every)
-    to_data = None
-    if config.data.name == "points":  # back to the data's units (the run trained on standardised points)
-        from anila.train.evaluate_points import point_cloud
-
-        to_data = point_cloud(config.data).to_data
-    with NpyWriter(out, (num, *event)) as writer, tqdm(total=num, desc="sample", unit="samples",
-                                                       disable=None if progress is None else not progress) as bar:
-        for samples in batches:
-            samples = samples.cpu() if to_data is None else to_data(samples.cpu())
-            writer.write(samples.numpy())
-            bar.update(len(samples))
-    return (num, *event)
 
 
 def _report(out_dir: Path):
@@ -391,6 +292,7 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite deletes it: pass one of them")
     settings = context.rank_settings(config.train)  # this rank's seed and device
+    check_train_device(settings)  # a device this machine lacks: one line naming train.device
     check_memory(config)
     apply_threads(config)  # train.threads; 0: one torch thread for point data (anila.train.threads)
     seed_all(config.train.seed)  # the same initial weights on every rank
@@ -451,16 +353,6 @@ def run_training(config: Config, out_dir: str | Path, *, progress: bool = True, 
     return summary
 
 
-def run_title(config: Config) -> str:
-    """``data: sampler, K`` for MCMC training; ``data: objective (samples: sampler, K)`` otherwise."""
-    sampling = f"{name_of(config.sampler)}, K={config.train.num_steps}"
-    if config.objective.uses_sampler:
-        return f"{config.data.name}: {sampling}"
-    if config.objective.sampling is not None:
-        return f"{config.data.name}: {type(config.objective).__name__} ({config.objective.sampling} samples)"
-    return f"{config.data.name}: {type(config.objective).__name__} (samples: {sampling})"
-
-
 def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Tensor, out_dir: Path) -> RunSummary:
     """Sample and data grids of a trained image energy, and mean energies; writes ``summary.json``."""
     from anila.train.figures import plot_image_grid
@@ -468,7 +360,8 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
     device = next(energy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     energy.eval()
-    samples = draw_samples(config, energy, min(GRID_IMAGES, config.eval.num_samples), generator=generator)
+    samples = draw_samples(energy, min(GRID_IMAGES, config.eval.num_samples), sample_settings(config),
+                           generator=generator)
     shown = images[torch.randperm(len(images), generator=generator, device=device)[:GRID_IMAGES]]
     with torch.no_grad():
         metrics = {"energy_data": float(energy(shown).mean()), "energy_samples": float(energy(samples).mean())}
@@ -477,7 +370,7 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
         plot_image_grid(shown, out_dir / "data.png", f"{config.data.name}: data"),
         plot_image_grid(samples, out_dir / "samples.png", title),
     ])
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary.metrics, indent=2))
+    write_summary(out_dir, summary.metrics, config)
     return summary
 
 
@@ -499,50 +392,12 @@ def evaluate_run(config: Config, energy: torch.nn.Module, out_dir: Path) -> RunS
         d = density_divergences(log_true, log_model)
         summary.metrics.update(kl_true_model=d["kl_pq"], kl_model_true=d["kl_qp"], tv=d["tv"],
                                hellinger=d["hellinger"])
-    samples = draw_samples(config, energy, config.eval.num_samples, generator=generator)
+    samples = draw_samples(energy, config.eval.num_samples, sample_settings(config), generator=generator)
     data = dataset.sample(config.eval.num_samples, generator=generator, device=device)
     title = run_title(config)
     summary.figures = [
         plot_samples(data, samples, bound, out_dir / "samples.png", title),
         plot_densities(log_model, log_true, bound, out_dir / "density.png", title),
     ]
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary.metrics, indent=2))
+    write_summary(out_dir, summary.metrics, config)
     return summary
-
-
-def adapted_config(config: Config, adaptation: AdaptiveStepSize | None) -> Config:
-    """The config whose sampler uses the step size adapted during training (``[sampler] adapt = true``)."""
-    if adaptation is None:
-        return config
-    return dataclasses.replace(config, sampler=config.sampler.with_step_size(float(adaptation.step_size())))
-
-
-def load_trained_energy(checkpoint: str | Path) -> tuple[Config, torch.nn.Module]:
-    """Rebuild the config and the trained energy from a checkpoint file or run folder.
-
-    A sidecar without a config, a config that does not validate, or weights that do not fit the model the
-    config builds (e.g. another width) raise :class:`~anila.errors.DataError` naming the checkpoint."""
-    groups, meta = load_checkpoint(checkpoint)
-    if not isinstance(meta.get("config"), dict):
-        raise DataError(f"checkpoint {checkpoint} has no config in its sidecar, so its model cannot be rebuilt; "
-                        "use a checkpoint written by anila train")
-    try:
-        config = config_from_dict(meta["config"])
-    except ConfigError as exc:
-        raise DataError(f"checkpoint {checkpoint}: its config is invalid ({exc})") from None
-    if config.adaptation is not None and "adaptation" in groups:  # sample with the step adapted in training
-        adaptation = AdaptiveStepSize(config.adaptation, 1.0)
-        adaptation.load_state_dict(groups["adaptation"])
-        config = adapted_config(config, adaptation)
-    energy = config.build_energy()
-    weights = groups.get("ema") or groups.get("model")  # sample with the EMA weights when kept
-    if weights is None:
-        raise DataError(f"checkpoint {checkpoint} holds no model weights (model.* tensors)")
-    try:
-        energy.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise DataError(f"checkpoint {checkpoint}: its weights do not fit the model of its config ({first})"
-                        ) from None
-    energy.eval()
-    return config, energy

@@ -5,6 +5,7 @@ takes. The loss functions themselves (``(loss, metrics)``) are importable for us
 from anila.objectives.base import Batch, LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss, contrastive_divergence
 from anila.objectives.improved_cd import ImprovedCDLoss, NearestNeighbourBank, kl_term, nearest_neighbour_entropy
+from anila.objectives.mpf import MinimumProbabilityFlow, minimum_probability_flow
 from anila.objectives.nce import GaussianNoise, LogZ, NCELoss, nce_loss, perturbation_nce
 from anila.objectives.score_matching import (
     NoiseConditionalEnergy,
@@ -28,13 +29,23 @@ from anila.objectives.select import (
     SlicedScoreMatching,
     name_of,
 )
+from anila.objectives.stein import (
+    KernelSteinDiscrepancy,
+    SteinCritic,
+    SteinCriticLoss,
+    VectorFieldCritic,
+    kernel_stein_discrepancy,
+    ksd_loss,
+)
 
 __all__ = [
     "OBJECTIVES", "AtNoiseLevel", "Batch", "ContrastiveDivergence", "ContrastiveDivergenceLoss",
-    "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "LogZ", "LossOnly",
-    "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank", "NoiseConditionalEnergy",
-    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "Objective", "ObjectiveContext", "ObjectiveSpec",
-    "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching", "annealed_langevin", "contrastive_divergence",
-    "denoising_score_matching", "exact_score_matching", "kl_term", "multilevel_dsm", "name_of", "nce_loss",
-    "nearest_neighbour_entropy", "perturbation_nce", "sliced_score_matching",
+    "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "KernelSteinDiscrepancy", "LogZ",
+    "LossOnly", "MinimumProbabilityFlow", "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank",
+    "NoiseConditionalEnergy", "NoiseConditionalMLP", "NoiseContrastiveEstimation", "Objective", "ObjectiveContext",
+    "ObjectiveSpec", "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching", "SteinCritic", "SteinCriticLoss",
+    "VectorFieldCritic", "annealed_langevin", "contrastive_divergence", "denoising_score_matching",
+    "exact_score_matching", "kernel_stein_discrepancy", "kl_term", "ksd_loss", "minimum_probability_flow",
+    "multilevel_dsm", "name_of", "nce_loss", "nearest_neighbour_entropy", "perturbation_nce",
+    "sliced_score_matching",
 ]

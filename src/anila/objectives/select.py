@@ -1,10 +1,12 @@
 """The ``[objective]`` settings: one frozen spec per training method, each building its run's objective.
 
 A training config's ``[objective]`` section picks one by name (``name = "cd" | "improved_cd" | "sm" | "dsm" |
-"ssm" | "nce" | "perturbation_nce" | "multilevel_dsm"``, see :data:`OBJECTIVES`); the other keys are the spec's
-fields. Every spec is an :class:`~anila.objectives.base.ObjectiveSpec` and :meth:`build` gives the
-:class:`~anila.objectives.base.Objective` the training loop calls: ``cd`` and ``improved_cd`` train with MCMC
-negatives (the loop runs the sampler for them), the others are MCMC-free (tutorial seed, sections 4-5). ``nce``
+"ssm" | "nce" | "perturbation_nce" | "multilevel_dsm" | "ksd" | "stein_critic" | "mpf"``, see :data:`OBJECTIVES`);
+the other keys are the spec's fields. Every spec is an :class:`~anila.objectives.base.ObjectiveSpec` and
+:meth:`build` gives the :class:`~anila.objectives.base.Objective` the training loop calls: ``cd`` and
+``improved_cd`` train with MCMC negatives (the loop runs the sampler for them), the others are MCMC-free
+(tutorial seed, sections 4-6; the Stein and MPF objectives live in :mod:`anila.objectives.stein` and
+:mod:`anila.objectives.mpf`). ``nce``
 learns ``log Z`` as an auxiliary module with its own optimizer and fits its Gaussian noise to the data when it
 is built.
 
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from anila.objectives.base import LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.objectives.improved_cd import ImprovedCDLoss
+from anila.objectives.mpf import MinimumProbabilityFlow
 from anila.objectives.nce import GaussianNoise, NCELoss, perturbation_nce
 from anila.objectives.score_matching import (
     PROJECTIONS,
@@ -37,6 +40,7 @@ from anila.objectives.score_matching import (
     multilevel_dsm,
     sliced_score_matching,
 )
+from anila.objectives.stein import KernelSteinDiscrepancy, SteinCritic
 
 Metrics = dict[str, Tensor]
 
@@ -253,6 +257,7 @@ OBJECTIVES: dict[str, type[ObjectiveSpec]] = {
     "cd": ContrastiveDivergence, "improved_cd": ImprovedCD, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
     "multilevel_dsm": MultilevelDenoisingScoreMatching,
+    "ksd": KernelSteinDiscrepancy, "stein_critic": SteinCritic, "mpf": MinimumProbabilityFlow,
 }
 
 

@@ -90,8 +90,8 @@ class _AdversarialLoss(Objective):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` detached samples of ``q_φ`` (one forward pass)."""
-        with torch.no_grad():
-            return self.draw(n, generator)[0].detach()
+        with torch.no_grad():  # both samplers' sample() return (x, ...); no entropy estimate needed here
+            return self.sampler.sample(n, generator)[0].detach()
 
     def chain_starts(self, x_pos, chains, buffer, generator):
         """Samples of ``q_φ`` as chain starts (for evaluation: ``q_φ`` followed by a few MCMC steps)."""

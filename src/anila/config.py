@@ -9,7 +9,7 @@ A config has eight sections; each maps onto one library object, whose constructo
                and ``image_size`` come from the data)
     [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
                (Metropolis samplers) tunes step_size across iterations toward target_accept
-    [chains]   ChainInit's fields (init = noise | data | persistent | replay, ...)
+    [chains]   ChainInit's fields (init = noise | data | persistent | replay | generator, ...)
     [objective] name = cd (default: MCMC negatives) | sm | dsm | ssm | nce | perturbation_nce + its fields;
                the sampler still draws the end-of-run samples for MCMC-free objectives
     [train]    TrainSettings' fields (iterations, batch_size, num_steps, lr, ...)
@@ -390,6 +390,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                         num_steps=train.num_steps)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if chains.init == "generator" and not objective.supplies_chain_starts:
+        raise ConfigError("chains.init: \"generator\" means the objective supplies the chain starts, which only "
+                          "objective.name = \"cooperative\" does; set chains.init = \"noise\" or another strategy")
     eval_ = _construct("eval", EvalConfig, _checked_kwargs("eval", EvalConfig, sections["eval"]))
     guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,

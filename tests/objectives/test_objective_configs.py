@@ -22,6 +22,8 @@ def test_every_objective_trains_through_the_run(name, tmp_path):
     from anila.train.run import run_training
 
     raw = {**TINY, "objective": {"name": name} | ({"fit_samples": 500} if name == "nce" else {})}
+    if name == "cooperative":
+        raw["chains"] = {"init": "generator"}
     if name == "multilevel_dsm":
         raw["model"] = {"name": "noise_conditional_mlp", "width": 16, "depth": 2}
         raw["objective"] |= {"steps_per_level": 2}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-STRATEGIES = ("noise", "data", "persistent", "replay")
+STRATEGIES = ("noise", "data", "persistent", "replay", "generator")
 NOISE_DISTRIBUTIONS = ("gaussian", "uniform")
 
 
@@ -123,7 +123,9 @@ class ChainInit:
 
     ``init``: ``noise`` (fresh every iteration: short-run EBM and the AniLA experiments), ``data`` (CD-k,
     from the positive batch), ``persistent`` (PCD) or ``replay`` (buffer of ``buffer_size`` with
-    ``reinit_fraction`` restarted from noise). ``noise`` / ``scale`` / ``low`` / ``high`` define the noise.
+    ``reinit_fraction`` restarted from noise) or ``generator`` (the objective supplies the starts, e.g.
+    cooperative learning's generator; :meth:`initial` refuses it). ``noise`` / ``scale`` / ``low`` / ``high``
+    define the noise (for a ``generator`` run: the starts of evaluation chains).
     """
 
     init: str = "noise"
@@ -165,6 +167,9 @@ class ChainInit:
             return x0, None
         if self.init == "data":
             return x_data.detach().clone(), None
+        if self.init == "generator":
+            raise ValueError("chains.init = \"generator\": the objective supplies the chain starts (its "
+                             "chain_starts), and this one does not; use an objective that does (cooperative)")
         if buffer is None:
             raise ValueError(f"chain init {self.init!r} needs the buffer from make_buffer()")
         return buffer.sample(x_data.shape[0], generator)

@@ -165,6 +165,7 @@ class ObjectiveSpec:
     uses_sampler: ClassVar[bool] = False
     needs_smooth_energy: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = False  #: the loss uses ``Batch.y``: the run's data sampler gives labels too
+    supplies_chain_starts: ClassVar[bool] = False  #: its objective starts the chains (``chains.init = "generator"``)
     model: ClassVar[str | None] = None  #: the ``model.name`` this objective needs and that needs it (None: any)
     noise_conditional: ClassVar[bool] = False  #: the energy is ``E(x, σ)``, not one energy of ``x``
     sampling: ClassVar[str | None] = None  #: the objective's own sampling procedure, by name (None: the sampler)

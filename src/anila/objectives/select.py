@@ -1,12 +1,14 @@
 """The ``[objective]`` settings: one frozen spec per training method, each building its run's objective.
 
 A training config's ``[objective]`` section picks one by name (``name = "cd" | "improved_cd" | "sm" | "dsm" |
-"ssm" | "nce" | "perturbation_nce" | "multilevel_dsm" | "ksd" | "stein_critic" | "mpf"``, see :data:`OBJECTIVES`);
-the other keys are the spec's fields. Every spec is an :class:`~anila.objectives.base.ObjectiveSpec` and
-:meth:`build` gives the :class:`~anila.objectives.base.Objective` the training loop calls: ``cd`` and
-``improved_cd`` train with MCMC negatives (the loop runs the sampler for them), the others are MCMC-free
-(tutorial seed, sections 4-6; the Stein and MPF objectives live in :mod:`anila.objectives.stein` and
-:mod:`anila.objectives.mpf`). ``nce``
+"ssm" | "nce" | "perturbation_nce" | "multilevel_dsm" | "ksd" | "stein_critic" | "mpf" | "adversarial_flow" |
+"adversarial_noisy" | "cooperative"``, see :data:`OBJECTIVES`); the other keys are the spec's fields. Every spec
+is an :class:`~anila.objectives.base.ObjectiveSpec` and :meth:`build` gives the
+:class:`~anila.objectives.base.Objective` the training loop calls: ``cd`` and ``improved_cd`` train with MCMC
+negatives (the loop runs the sampler for them), and so does ``cooperative`` (a generator starts the chains); the
+adversarial samplers take their negatives from a learned sampler instead; the others are MCMC-free (tutorial seed,
+sections 4-6; the Stein and MPF objectives live in :mod:`anila.objectives.stein` and :mod:`anila.objectives.mpf`,
+the section 6.3 ones in :mod:`anila.objectives.adversarial` and :mod:`anila.objectives.cooperative`). ``nce``
 learns ``log Z`` as an auxiliary module with its own optimizer and fits its Gaussian noise to the data when it
 is built.
 
@@ -21,14 +23,18 @@ is built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from anila.energies.generators import CouplingFlow, LatentGenerator
+from anila.objectives.adversarial import AdversarialFlowLoss, NoisySamplerLoss
 from anila.objectives.base import LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
+from anila.objectives.cooperative import CooperativeLoss
 from anila.objectives.improved_cd import ImprovedCDLoss
 from anila.objectives.mpf import MinimumProbabilityFlow
 from anila.objectives.nce import GaussianNoise, NCELoss, perturbation_nce
@@ -252,12 +258,137 @@ class MultilevelDenoisingScoreMatching(ObjectiveSpec):
         return AtNoiseLevel(energy, self.sigma_min)
 
 
+def _flat_dim(context: ObjectiveContext, fit_samples: int) -> tuple[Tensor, tuple[int, ...]]:
+    """``fit_samples`` data points (drawn with the run's generator) and the event shape."""
+    x = context.data(fit_samples, context.generator)
+    x = x[0] if isinstance(x, tuple) else x  # a labelled data sampler
+    return x.to(context.device), tuple(x.shape[1:])
+
+
+def _check_sampler_net(width: int, depth: int, lr: float | None, fit_samples: int) -> None:
+    if width < 1 or depth < 0 or fit_samples < 2 or (lr is not None and not lr > 0):
+        raise ValueError(f"width must be >= 1, depth >= 0, fit_samples >= 2 and lr > 0; got {width}, {depth}, "
+                         f"{fit_samples}, {lr}")
+
+
+@dataclass(frozen=True)
+class AdversarialFlow(ObjectiveSpec):
+    """Adversarial training with a RealNVP flow sampler (section 6.3, eq. 31-32): the energy does CD against the
+    flow's samples, the flow minimises ``E_q[E_θ] - entropy_weight · H(q)`` (``KL(q ‖ p_θ)`` up to ``log Z``).
+    The flow: ``num_layers`` affine couplings of ``depth`` × ``width`` MLPs, log-scale bounded by
+    ``max_log_scale``, its output affine fitted to ``fit_samples`` data points; its own Adam at ``lr``
+    (default: the energy's). MCMC-free; ``train.l2_reg`` applies to the energy's half."""
+
+    num_layers: int = 6
+    width: int = 64
+    depth: int = 2
+    max_log_scale: float = 2.0
+    entropy_weight: float = 1.0
+    lr: float | None = None
+    fit_samples: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_sampler_net(self.width, self.depth, self.lr, self.fit_samples)
+        if self.num_layers < 1 or not self.max_log_scale > 0 or self.entropy_weight < 0:
+            raise ValueError(f"num_layers must be >= 1, max_log_scale > 0 and entropy_weight >= 0; got "
+                             f"{self.num_layers}, {self.max_log_scale}, {self.entropy_weight}")
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        x, event = _flat_dim(context, self.fit_samples)
+        dim = math.prod(event)
+        if dim < 2:
+            raise ValueError("objective.name: adversarial_flow needs events of at least 2 coordinates")
+        flow = CouplingFlow(dim, self.num_layers, self.width, self.depth, self.max_log_scale, event)
+        flow = flow.to(device=context.device, dtype=x.dtype).fit(x)
+        return AdversarialFlowLoss(flow, context.adam(flow, self.lr), entropy_weight=self.entropy_weight,
+                                   l2_reg=context.l2_reg)
+
+
+@dataclass(frozen=True)
+class AdversarialNoisy(ObjectiveSpec):
+    """Adversarial training with VERA's noisy generator ``x = g(z) + σ · ε`` (Grathwohl et al. 2021):
+    ``g`` a ``depth`` × ``width`` MLP of a ``latent_dim`` Gaussian latent, its output affine fitted to the data,
+    ``σ`` starting at ``sigma`` and learned when ``learn_sigma``; the entropy gradient by self-normalised
+    importance sampling over the batch's latents
+    (:func:`~anila.objectives.adversarial.noisy_entropy_surrogate`); its own Adam at ``lr``."""
+
+    latent_dim: int = 2
+    width: int = 64
+    depth: int = 2
+    sigma: float = 0.1
+    learn_sigma: bool = True
+    entropy_weight: float = 1.0
+    lr: float | None = None
+    fit_samples: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_sampler_net(self.width, self.depth, self.lr, self.fit_samples)
+        if self.latent_dim < 1 or not self.sigma > 0 or self.entropy_weight < 0:
+            raise ValueError(f"latent_dim must be >= 1, sigma > 0 and entropy_weight >= 0; got {self.latent_dim}, "
+                             f"{self.sigma}, {self.entropy_weight}")
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        x, event = _flat_dim(context, self.fit_samples)
+        net = LatentGenerator(math.prod(event), self.latent_dim, self.width, self.depth, self.sigma, event,
+                              learn_sigma=self.learn_sigma)
+        net = net.to(device=context.device, dtype=x.dtype).fit(x)
+        return NoisySamplerLoss(net, context.adam(net, self.lr), entropy_weight=self.entropy_weight,
+                                l2_reg=context.l2_reg)
+
+
+@dataclass(frozen=True)
+class Cooperative(ObjectiveSpec):
+    """Cooperative learning (Xie et al. 2018): a generator ``g(z) + sigma · ε`` (``latent_dim`` Gaussian latent,
+    ``depth`` × ``width`` MLP, output affine fitted to the data) starts the chains (``chains.init =
+    "generator"``); the sampler revises its proposals in ``train.num_steps`` steps; the energy does CD on the
+    revised samples and the generator regresses onto them (weight ``generator_weight``) at latents inferred by
+    ``infer_steps`` Langevin steps of size ``infer_step_size``, with its own Adam at ``lr``."""
+
+    latent_dim: int = 2
+    width: int = 64
+    depth: int = 2
+    sigma: float = 0.1
+    infer_steps: int = 10
+    infer_step_size: float = 0.1
+    generator_weight: float = 1.0
+    lr: float | None = None
+    fit_samples: int = 1000
+    uses_sampler: ClassVar[bool] = True
+    supplies_chain_starts: ClassVar[bool] = True  #: the config accepts chains.init = "generator" for it only
+
+    def __post_init__(self) -> None:
+        _check_sampler_net(self.width, self.depth, self.lr, self.fit_samples)
+        if self.latent_dim < 1 or not self.generator_weight > 0 or not self.sigma > 0:
+            raise ValueError(f"latent_dim must be >= 1, generator_weight > 0 and sigma > 0; got {self.latent_dim}, "
+                             f"{self.generator_weight}, {self.sigma}")
+        if self.infer_steps < 0 or not self.infer_step_size > 0:
+            raise ValueError(f"infer_steps must be >= 0 and infer_step_size > 0; got {self.infer_steps}, "
+                             f"{self.infer_step_size}")
+
+    def check(self, *, model_name: str, chain_init: str, is_points: bool, num_steps: int) -> None:
+        if chain_init != "generator":
+            raise ValueError(f"chains.init: cooperative learning starts the chains from its generator; set "
+                             f"chains.init = \"generator\" (got {chain_init!r})")
+        if num_steps < 1:
+            raise ValueError("train.num_steps: cooperative learning revises the generator's samples by MCMC; set "
+                             "num_steps >= 1")
+
+    def build(self, context: ObjectiveContext) -> Objective:
+        x, event = _flat_dim(context, self.fit_samples)
+        net = LatentGenerator(math.prod(event), self.latent_dim, self.width, self.depth, self.sigma, event)
+        net = net.to(device=context.device, dtype=x.dtype).fit(x)
+        return CooperativeLoss(net, context.adam(net, self.lr), generator_weight=self.generator_weight,
+                               infer_steps=self.infer_steps, infer_step_size=self.infer_step_size,
+                               l2_reg=context.l2_reg)
+
+
 #: Objective names used by configs: one line per objective.
 OBJECTIVES: dict[str, type[ObjectiveSpec]] = {
     "cd": ContrastiveDivergence, "improved_cd": ImprovedCD, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
     "multilevel_dsm": MultilevelDenoisingScoreMatching,
     "ksd": KernelSteinDiscrepancy, "stein_critic": SteinCritic, "mpf": MinimumProbabilityFlow,
+    "adversarial_flow": AdversarialFlow, "adversarial_noisy": AdversarialNoisy, "cooperative": Cooperative,
 }
 
 

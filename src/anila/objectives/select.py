@@ -28,7 +28,9 @@ from torch import Tensor, nn
 from anila.objectives.base import LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.objectives.improved_cd import ImprovedCDLoss
+from anila.objectives.jem import JEM
 from anila.objectives.nce import GaussianNoise, NCELoss, perturbation_nce
+from anila.objectives.recovery import DiffusionRecoveryLikelihood
 from anila.objectives.score_matching import (
     PROJECTIONS,
     annealed_langevin,
@@ -252,7 +254,8 @@ class MultilevelDenoisingScoreMatching(ObjectiveSpec):
 OBJECTIVES: dict[str, type[ObjectiveSpec]] = {
     "cd": ContrastiveDivergence, "improved_cd": ImprovedCD, "sm": ScoreMatching, "dsm": DenoisingScoreMatching,
     "ssm": SlicedScoreMatching, "nce": NoiseContrastiveEstimation, "perturbation_nce": PerturbationNCE,
-    "multilevel_dsm": MultilevelDenoisingScoreMatching,
+    "multilevel_dsm": MultilevelDenoisingScoreMatching, "jem": JEM,
+    "drl": DiffusionRecoveryLikelihood,
 }
 
 

@@ -59,13 +59,18 @@ class ClassifierEnergy(nn.Module):
         return -torch.logsumexp(self.logits(x), dim=1)
 
 
+def has_class_head(energy: nn.Module) -> bool:
+    """Whether ``energy`` is a classifier energy: a ``logits`` method and no ``num_classes = 0``."""
+    return callable(getattr(energy, "logits", None)) and getattr(energy, "num_classes", 2) != 0
+
+
 def logits_of(energy: nn.Module) -> Callable[[Tensor], Tensor]:
     """The ``logits(x)`` method of a classifier energy, or a ``ValueError`` naming the fix."""
     logits = getattr(energy, "logits", None)
-    if not callable(logits) or getattr(energy, "num_classes", 2) == 0:
+    if not has_class_head(energy):
         raise ValueError("model.num_classes: jem needs a classifier head; set model.num_classes = C (the number of "
                          "classes, >= 2) on an mlp or convnet model")
-    return logits
+    return logits  # type: ignore[return-value]
 
 
 def class_conditional_langevin(energy: nn.Module, x0: Tensor, y: Tensor, *, num_steps: int, step_size: float,
@@ -191,6 +196,13 @@ def predict(energy: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
     """Class probabilities ``softmax f(x)`` ``(n, C)`` of a classifier energy, in batches."""
     logits = logits_of(energy)
     return torch.cat([torch.softmax(logits(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def max_softmax_score(energy: nn.Module, x: Tensor) -> Tensor:
+    """The max-softmax OOD baseline (Hendrycks & Gimpel 2017) as a score where higher means OOD:
+    ``-max_y p(y | x)`` ``(n,)``."""
+    return -predict(energy, x).max(1).values
 
 
 def calibration_bins(probs: Tensor, y: Tensor, num_bins: int = 15) -> tuple[Tensor, Tensor, Tensor]:

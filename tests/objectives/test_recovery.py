@@ -110,23 +110,27 @@ def _rel(a, b):
 
 @pytest.mark.slow
 def test_the_level_zero_energy_recovers_the_gaussian_and_the_cascade_samples_it():
-    """Precision of E(x, σ_0) against Σ⁻¹ over seeds 0-9: relative error PRECISION_SPREAD; mean error MEAN_SPREAD.
-    Negative control: the top level's precision is that of the noised marginal (relative error to it TOP_SPREAD),
-    far from Σ⁻¹ (TOP_VS_DATA). The cascade from N(0, I): MMD to fresh data against the MMD of held-out data."""
+    """Over seeds 0-9 the precision of E(x, σ_0) was within 0.022-0.093 (relative Frobenius error) of Σ⁻¹ and its
+    mean within 0.016-0.079 of μ. Negative control: the top level's precision is that of its own noised marginal
+    (relative error 0.057-0.108 to it), 0.62-0.65 away from Σ⁻¹. The cascade from N(0, I): MMD to fresh data
+    against the largest of 5 MMDs between held-out and fresh data (seed 0: -0.0008 against 0.0013)."""
     spec, energy = _train(0)
     target = torch.linalg.inv(SIGMA)
-    assert _rel(energy.precision(0).detach(), target) < 0.2
-    assert float(torch.linalg.norm(energy.m[0].detach() - MU)) < 0.15
+    assert _rel(energy.precision(0).detach(), target) < 0.15
+    assert float(torch.linalg.norm(energy.m[0].detach() - MU)) < 0.12
     a, _ = schedule(spec.sigma_min, spec.sigma_max, spec.num_levels)
     abar = torch.prod(a[:-1])
     top = torch.linalg.inv(abar**2 * SIGMA + (1 - abar**2) * torch.eye(2, dtype=DT))
-    assert _rel(energy.precision(5).detach(), top) < 0.2
-    assert _rel(energy.precision(5).detach(), target) > 0.3
+    assert _rel(energy.precision(5).detach(), top) < 0.15
+    assert _rel(energy.precision(5).detach(), target) > 0.5
 
     g = torch.Generator().manual_seed(7)
-    samples = spec.sample(energy, torch.randn(1000, 2, generator=g, dtype=DT), generator=g)
-    data, held_out = gaussian(1000, g), gaussian(1000, g)
-    assert mmd(samples, data) < 3 * abs(mmd(held_out, data)) + 0.002
+    noise = torch.randn(1000, 2, generator=g, dtype=DT)
+    samples = spec.sample(energy, noise, generator=g)
+    data = gaussian(1000, g)
+    floor = max(abs(mmd(gaussian(1000, g), data)) for _ in range(5))  # held-out data of the same size
+    assert mmd(samples, data) < floor
+    assert mmd(noise, data) > 10 * floor  # control: the cascade's start is far from the data
 
 
 def test_drl_config_errors():

@@ -147,3 +147,34 @@ def test_jem_needs_a_class_head_and_labels_that_fit_it(tmp_path):
     with pytest.raises(Exception, match="has no labels"):
         run_training(config_from_dict({**tiny, "data": {"name": "rings"}, "model": {"num_classes": 2}}),
                      tmp_path / "c", progress=False)
+
+
+def test_classify_and_ood_of_a_trained_jem_run(tmp_path, capsys):
+    import json
+
+    from anila.cli import main
+    from anila.train.run import run_training
+
+    raw = {"data": {"name": "moons"}, "model": {"width": 16, "depth": 2, "num_classes": 2},
+           "objective": {"name": "jem"}, "chains": {"init": "replay", "buffer_size": 200},
+           "train": {"iterations": 20, "batch_size": 32, "num_steps": 2, "lr": 3e-3, "log_every": 10},
+           "eval": {"grid_resolution": 16, "num_samples": 16}}
+    run_training(config_from_dict(raw), tmp_path / "run", progress=False)
+    assert main(["classify", str(tmp_path / "run"), "--num", "500", "--out", str(tmp_path / "cls")]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy = " in printed and "ece = " in printed
+    assert json.loads((tmp_path / "cls" / "classify.json").read_text())["num"] == 500
+    assert (tmp_path / "cls" / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["ood", str(tmp_path / "run"), "--out", "uniform", "--num", "100"]) == 0
+    assert "AUROC (max softmax)" in capsys.readouterr().out
+
+
+def test_classify_refuses_a_model_without_a_class_head(tmp_path):
+    from anila.cli import main
+    from anila.train.run import run_training
+
+    raw = {"data": {"name": "moons"}, "model": {"width": 8, "depth": 1},
+           "train": {"iterations": 2, "batch_size": 8, "num_steps": 1, "log_every": 1},
+           "eval": {"grid_resolution": 8, "num_samples": 8}}
+    run_training(config_from_dict(raw), tmp_path, progress=False)
+    assert main(["classify", str(tmp_path)]) != 0

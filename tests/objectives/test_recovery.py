@@ -143,3 +143,19 @@ def test_drl_config_errors():
         config_from_dict({**base, "objective": {"name": "drl", "step_factor": 0.0}})
     with pytest.raises(ConfigError, match="go together"):
         config_from_dict({"data": {"name": "rings"}, "objective": {"name": "drl"}})
+
+
+def test_a_drl_run_samples_by_the_cascade_from_its_checkpoint(tmp_path):
+    import numpy as np
+
+    from anila.cli import main
+    from anila.train.run import run_training
+
+    raw = {"data": {"name": "rings"}, "model": {"name": "noise_conditional_mlp", "width": 16, "depth": 2},
+           "objective": {"name": "drl", "num_levels": 3, "num_steps": 2},
+           "train": {"iterations": 4, "batch_size": 32, "log_every": 2},
+           "eval": {"grid_resolution": 16, "num_samples": 16}}
+    summary = run_training(config_from_dict(raw), tmp_path, progress=False)
+    assert summary.metrics["kl_true_model"] > 0
+    assert main(["sample", str(tmp_path), "--num", "7", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (7, 2)

@@ -5,7 +5,9 @@ takes. The loss functions themselves (``(loss, metrics)``) are importable for us
 from anila.objectives.base import Batch, LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss, contrastive_divergence
 from anila.objectives.improved_cd import ImprovedCDLoss, NearestNeighbourBank, kl_term, nearest_neighbour_entropy
+from anila.objectives.jem import JEM, ClassifierEnergy, JEMLoss, jem_loss
 from anila.objectives.nce import GaussianNoise, LogZ, NCELoss, nce_loss, perturbation_nce
+from anila.objectives.recovery import DiffusionRecoveryLikelihood, RecoveryLikelihoodLoss, recovery_likelihood_loss
 from anila.objectives.score_matching import (
     NoiseConditionalEnergy,
     NoiseConditionalMLP,
@@ -30,11 +32,12 @@ from anila.objectives.select import (
 )
 
 __all__ = [
-    "OBJECTIVES", "AtNoiseLevel", "Batch", "ContrastiveDivergence", "ContrastiveDivergenceLoss",
-    "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "LogZ", "LossOnly",
-    "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank", "NoiseConditionalEnergy",
-    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "Objective", "ObjectiveContext", "ObjectiveSpec",
-    "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching", "annealed_langevin", "contrastive_divergence",
-    "denoising_score_matching", "exact_score_matching", "kl_term", "multilevel_dsm", "name_of", "nce_loss",
-    "nearest_neighbour_entropy", "perturbation_nce", "sliced_score_matching",
+    "JEM", "OBJECTIVES", "AtNoiseLevel", "Batch", "ClassifierEnergy", "ContrastiveDivergence",
+    "ContrastiveDivergenceLoss", "DenoisingScoreMatching", "DiffusionRecoveryLikelihood", "GaussianNoise",
+    "ImprovedCD", "ImprovedCDLoss", "JEMLoss", "LogZ", "LossOnly", "MultilevelDenoisingScoreMatching", "NCELoss",
+    "NearestNeighbourBank", "NoiseConditionalEnergy", "NoiseConditionalMLP", "NoiseContrastiveEstimation",
+    "Objective", "ObjectiveContext", "ObjectiveSpec", "PerturbationNCE", "RecoveryLikelihoodLoss", "ScoreMatching",
+    "SlicedScoreMatching", "annealed_langevin", "contrastive_divergence", "denoising_score_matching",
+    "exact_score_matching", "jem_loss", "kl_term", "multilevel_dsm", "name_of", "nce_loss",
+    "nearest_neighbour_entropy", "perturbation_nce", "recovery_likelihood_loss", "sliced_score_matching",
 ]

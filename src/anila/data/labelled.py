@@ -5,7 +5,7 @@
   Their points follow the same distributions as :func:`anila.data.toy_dataset`'s (drawn here with their label,
   so the point streams differ).
 - Labelled image sets (``digits``, ``mnist``, ``mnist5k``, ``cifar10``): images with their labels. ``digits`` has
-  no test split of its own: :func:`digits_split` holds out a fixed 20 % (360 images) for evaluation, and the
+  no test split of its own: :func:`digits_split` holds out a fixed 20 % (359 images) for evaluation, and the
   labelled sampler trains on the other 80 %.
 - :class:`LabelledMixture`: a Gaussian mixture whose label is the component, with its exact density and Bayes
   posterior (tests: a classifier's accuracy against the Bayes rate).

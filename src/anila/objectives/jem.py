@@ -88,7 +88,7 @@ def class_conditional_langevin(energy: nn.Module, x0: Tensor, y: Tensor, *, num_
     return x
 
 
-def jem_loss(energy: nn.Module, x_pos: Tensor, y: Tensor, x_neg: Tensor, *, generative_weight: float = 1.0,
+def jem_loss(energy: nn.Module, x_pos: Tensor, y: Tensor, x_neg: Tensor | None, *, generative_weight: float = 1.0,
              l2_reg: float = 0.0) -> tuple[Tensor, Metrics]:
     """JEM's loss (Grathwohl et al. 2019, eq. 8, as a loss to minimise):
 
@@ -102,7 +102,7 @@ def jem_loss(energy: nn.Module, x_pos: Tensor, y: Tensor, x_neg: Tensor, *, gene
     logits = logits_of(energy)(x_pos)
     ce = F.cross_entropy(logits, y)
     metrics = {"cross_entropy": ce.detach(), "accuracy": (logits.argmax(1) == y).float().mean().detach()}
-    if generative_weight == 0:
+    if generative_weight == 0 or x_neg is None:
         return ce, metrics
     cd, cd_metrics = contrastive_divergence(energy, x_pos, x_neg, l2_reg=l2_reg)
     return ce + generative_weight * cd, {**metrics, **cd_metrics}
@@ -119,7 +119,7 @@ class JEMLoss(Objective):
         self.spec, self.l2_reg = spec, l2_reg
 
     def loss(self, energy: nn.Module, batch: Batch, generator: torch.Generator) -> tuple[Tensor, Metrics]:
-        if batch.y is None or batch.x_neg is None:
+        if batch.y is None or (self.needs_negatives and batch.x_neg is None):
             raise ValueError("jem needs labels and chain samples: Batch.y or Batch.x_neg is None (the run's data "
                              "sampler must return (x, y))")
         spec = self.spec
@@ -137,6 +137,12 @@ class JEMLoss(Objective):
             loss = loss + spec.conditional_weight * (e_pos - e_neg)
             metrics["conditional_gap"] = (e_pos - e_neg).detach()
         return loss, metrics
+
+
+class ClassifierLoss(JEMLoss):
+    """JEM with ``generative_weight = conditional_weight = 0``: cross-entropy alone, so no chains run."""
+
+    needs_negatives = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,8 @@ class JEM(ObjectiveSpec):
         if num_classes is not None and int(drawn[1].max()) >= num_classes:
             raise ConfigError(f"model.num_classes = {num_classes}: the data have label {int(drawn[1].max())}; set "
                               f"model.num_classes to the number of classes")
-        return JEMLoss(self, l2_reg=context.l2_reg)
+        generative = self.generative_weight > 0 or self.conditional_weight > 0
+        return (JEMLoss if generative else ClassifierLoss)(self, l2_reg=context.l2_reg)
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -1,5 +1,5 @@
 """The ``anila`` command line: ``train``, ``sample``, ``demo``, ``plot``, ``compare``, ``bench``, ``compose``, ``eval``,
-``ood``, ``explore``.
+``ood``, ``classify``, ``explore``.
 
 Each subcommand imports what it needs inside its handler, so ``anila --help``, ``anila --version`` and a
 mistyped subcommand start without loading torch.
@@ -266,8 +266,20 @@ def _ood(args: argparse.Namespace) -> int:
     for spec, row in results.items():
         print(f"| {spec} | {row['auroc_energy']:.4f} | {row['auroc_grad_norm']:.4f} | {row['num_in']} / "
               f"{row['num_out']} |")
+    for spec, row in results.items():
+        if "auroc_max_softmax" in row:  # a classifier energy (JEM): the max-softmax baseline
+            print(f"{spec}: AUROC (max softmax) {row['auroc_max_softmax']:.4f}")
     if args.json:
         print(f"results written to {args.json}")
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from anila.commands.classify import classify_checkpoint
+
+    results = classify_checkpoint(args.checkpoint, split=args.split, num=args.num, seed=args.seed, out=args.out)
+    for name, value in results.items():
+        print(f"{name} = {value:.6g}")
     return 0
 
 
@@ -405,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--json", help="also write the results to this .json file")
     p.set_defaults(func=_ood)
+
+    p = sub.add_parser("classify", help="a trained JEM classifier on test data: accuracy, NLL, calibration (ECE)",
+                       description="Accuracy, NLL and expected calibration error of a checkpoint with a class "
+                                   "head (objective jem) on its data set's test split; see docs/objectives.md.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, its .json sidecar, or a run folder")
+    p.add_argument("--split", default="test", choices=("test", "train"), help="test (default) or train data")
+    p.add_argument("--num", type=int, default=10000, help="test draws of a toy (10000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of toy draws")
+    p.add_argument("--out", help="folder for classify.json and the reliability diagram reliability.png")
+    p.set_defaults(func=_classify)
 
     p = sub.add_parser("explore", help="mode exploration: long-run chains and low-temperature samples",
                        description="Run long chains from a trained energy (snapshots and energy trace), then "

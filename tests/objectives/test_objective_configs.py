@@ -27,6 +27,11 @@ def test_every_objective_trains_through_the_run(name, tmp_path):
     if name == "multilevel_dsm":
         raw["model"] = {"name": "noise_conditional_mlp", "width": 16, "depth": 2}
         raw["objective"] |= {"steps_per_level": 2}
+    if name == "drl":
+        raw["model"] = {"name": "noise_conditional_mlp", "width": 16, "depth": 2}
+        raw["objective"] |= {"num_levels": 2, "num_steps": 2}
+    if name == "jem":  # labelled 8gaussians: the component is the class
+        raw["model"] = {**TINY["model"], "num_classes": 8}
     config = config_from_dict(raw)
     summary = run_training(config, tmp_path, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

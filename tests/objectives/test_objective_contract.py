@@ -14,6 +14,7 @@ import torch
 from anila.chains import ChainInit
 from anila.energies import MLPEnergy
 from anila.objectives import OBJECTIVES, Batch, ObjectiveSpec, contrastive_divergence
+from anila.objectives.jem import JEMLoss
 from anila.objectives.score_matching import NoiseConditionalMLP
 from anila.samplers import Langevin
 from anila.train import TrainSettings, attach_objective, capture, make_train_state, restore, train_step
@@ -23,7 +24,8 @@ SAMPLER, CHAINS = Langevin(step_size=0.05), ChainInit(init="noise", scale=2.0)
 SMALL = {"nce": {"fit_samples": 500}, "multilevel_dsm": {"steps_per_level": 2},
          "stein_critic": {"critic_width": 16},
          "adversarial_flow": {"num_layers": 2, "width": 16, "fit_samples": 200},
-         "adversarial_noisy": {"width": 16, "fit_samples": 200}, "cooperative": {"width": 16, "fit_samples": 200}}
+         "adversarial_noisy": {"width": 16, "fit_samples": 200}, "cooperative": {"width": 16, "fit_samples": 200},
+         "jem": {"conditional_weight": 0.5, "conditional_steps": 2}, "drl": {"num_levels": 3, "num_steps": 3}}
 #: Max-min objectives: the energy descends the loss and the auxiliary modules ascend it (their loss is written so
 #: that each parameter set sees its own half). No value falls under the joint step; each half is checked alone.
 MAX_MIN = {"stein_critic"}
@@ -39,6 +41,16 @@ def data(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(n, 2, generator=generator) * torch.tensor([0.5, 1.0]) + torch.tensor([1.0, -1.0])
 
 
+def label(x: torch.Tensor) -> torch.Tensor:
+    """Two classes, for objectives with labels: which side of x₁ = 1 a point lies on."""
+    return (x[:, 0] > 1).long()
+
+
+def labelled(n: int, generator: torch.Generator):
+    x = data(n, generator)
+    return x, label(x)
+
+
 def spec_of(name: str) -> ObjectiveSpec:
     return OBJECTIVES[name](**SMALL.get(name, {}))
 
@@ -47,27 +59,28 @@ def energy_for(spec: ObjectiveSpec) -> torch.nn.Module:
     torch.manual_seed(0)
     if spec.model == "noise_conditional_mlp":
         return NoiseConditionalMLP(dim=2, width=16, depth=2)
-    return MLPEnergy(dim=2, width=16, depth=2, activation="silu")
+    return MLPEnergy(dim=2, width=16, depth=2, activation="silu", num_classes=2 if spec.needs_labels else 0)
 
 
 def built_state(name: str):
     spec = spec_of(name)
     state = make_train_state(energy_for(spec), SETTINGS, CHAINS, (2,))
-    attach_objective(state, spec, data, SETTINGS)
+    attach_objective(state, spec, labelled if spec.needs_labels else data, SETTINGS)
     return spec, state
 
 
 def one_batch(state, generator: torch.Generator) -> Batch:
     """A fixed batch: data, and (for objectives with negatives) detached chain outputs of the current model."""
     x_pos = data(SETTINGS.batch_size, generator)
+    y = label(x_pos) if isinstance(state.objective, JEMLoss) else None
     if not state.objective.needs_negatives:
-        return Batch(x_pos)
+        return Batch(x_pos, y=y)
     from anila.samplers import run_chains
 
     x0, _ = state.objective.chain_starts(x_pos, CHAINS, state.buffer, generator)
     result = run_chains(SAMPLER, state.energy, x0, SETTINGS.num_steps, generator=generator,
                         differentiable_last_step=state.objective.differentiable_negatives)
-    return Batch(x_pos, result.x, x0)
+    return Batch(x_pos, result.x, x0, y=y)
 
 
 def loss_at(state, batch: Batch, seed: int) -> tuple[torch.Tensor, dict]:
@@ -136,7 +149,9 @@ def _check_max_min(state, batch: Batch, loss: torch.Tensor) -> None:
 def _run(state, steps: int, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        train_step(state, SAMPLER, CHAINS, data(SETTINGS.batch_size, generator), SETTINGS)
+        x = data(SETTINGS.batch_size, generator)
+        y = label(x) if isinstance(state.objective, JEMLoss) else None
+        train_step(state, SAMPLER, CHAINS, x, SETTINGS, labels=y)
 
 
 def _trained(state) -> list[torch.Tensor]:

@@ -11,7 +11,8 @@ Data set specifications, ``NAME[:KEY=VALUE[:KEY=VALUE...]]``:
 
 The default in-distribution set is the checkpoint's own training data (with its ``holdout_class`` left out).
 Each set is cut to ``num`` inputs (a seeded random subset). Writes ``{out_set: {auroc_energy,
-auroc_grad_norm, mean_energy, ...}}``.
+auroc_grad_norm, mean_energy, ...}}``; for a classifier energy (JEM) also ``auroc_max_softmax``, the
+max-softmax baseline (Hendrycks & Gimpel 2017).
 """
 
 from __future__ import annotations
@@ -115,10 +116,12 @@ def ood_checkpoint(checkpoint, out_specs: list[str], *, in_spec: str | None = No
     energy = config.objective.density_energy(energy)  # noise-conditional: sigma_min
     generator = torch.Generator().manual_seed(seed)
     in_spec = in_spec or default_in_spec(config)
-    scores_in = ood_scores(energy, load_set(in_spec, config, num, generator))
+    x_in = load_set(in_spec, config, num, generator)
+    scores_in = ood_scores(energy, x_in)
     results: dict[str, dict[str, float]] = {}
     for spec in out_specs:
-        scores_out = ood_scores(energy, load_set(spec, config, num, generator))
+        x_out = load_set(spec, config, num, generator)
+        scores_out = ood_scores(energy, x_out)
         try:
             row = {f"auroc_{s}": auroc(scores_in[s], scores_out[s]) for s in SCORES}
         except ValueError as exc:
@@ -126,6 +129,10 @@ def ood_checkpoint(checkpoint, out_specs: list[str], *, in_spec: str | None = No
         row.update({f"mean_{s}_in": float(scores_in[s].mean()) for s in SCORES})
         row.update({f"mean_{s}_out": float(scores_out[s].mean()) for s in SCORES})
         row.update(num_in=len(scores_in["energy"]), num_out=len(scores_out["energy"]))
+        from anila.objectives.jem import has_class_head, max_softmax_score
+
+        if has_class_head(energy):  # a classifier energy (JEM): the max-softmax baseline too
+            row["auroc_max_softmax"] = auroc(max_softmax_score(energy, x_in), max_softmax_score(energy, x_out))
         results[spec] = row
     if out_json is not None:
         from anila.io import atomic_write_text

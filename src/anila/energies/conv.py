@@ -17,32 +17,45 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anila.energies.networks import check_input_dtype, make_activation
+from anila.energies.networks import check_input_dtype, check_num_classes, make_activation
 
 
 class ConvNetEnergy(nn.Module):
     """The vanilla ConvNet energy (3×3 conv, 4×4 stride-2 convs, LeakyReLU, width ``n_f``).
+
+    ``num_classes = C >= 2``: the last conv gives ``C`` logits (``logits(x)``) and ``E(x) = -logsumexp`` of them
+    (JEM, :mod:`anila.objectives.jem`).
 
     >>> ConvNetEnergy(in_channels=3, n_f=32, image_size=32)(torch.zeros(4, 3, 32, 32)).shape
     torch.Size([4])
     """
 
     def __init__(self, in_channels: int = 3, n_f: int = 64, image_size: int = 32, activation: str = "leaky_relu",
-                 negative_slope: float = 0.05):
+                 negative_slope: float = 0.05, num_classes: int = 0):
         super().__init__()
         for name, value, low in (("n_f", n_f, 1), ("in_channels", in_channels, 1), ("image_size", image_size, 4)):
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
+        check_num_classes(num_classes)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, n_f, 3, 1, 1), make_activation(activation, negative_slope)]
         width, size = n_f, image_size
         while size >= 8:
             layers += [nn.Conv2d(width, 2 * width, 4, 2, 1), make_activation(activation, negative_slope)]
             width, size = 2 * width, (size + 2 - 4) // 2 + 1
-        layers.append(nn.Conv2d(width, 1, size, 1, 0))
+        layers.append(nn.Conv2d(width, max(num_classes, 1), size, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.image_size = image_size
+        self.image_size, self.num_classes = image_size, num_classes
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The class logits ``(batch, num_classes)`` of a classifier head (``num_classes >= 2``)."""
+        if not self.num_classes:
+            raise ValueError("this ConvNetEnergy has no class head; build it with num_classes >= 2")
+        check_input_dtype(self, x)
+        return self.net(x).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.num_classes:
+            return -torch.logsumexp(self.logits(x), dim=1)
         check_input_dtype(self, x)
         return self.net(x).flatten(1).squeeze(1)
 

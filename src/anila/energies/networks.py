@@ -6,7 +6,7 @@ exactly five linear layers, so it is written as an MLP ``dim -> width -> ... -> 
 
 from __future__ import annotations
 
-import torch  # noqa: F401  (used in the docstring example)
+import torch
 from torch import Tensor, nn
 
 ACTIVATIONS = ("leaky_relu", "relu", "silu", "elu", "softplus", "tanh")
@@ -31,11 +31,20 @@ def check_input_dtype(module: nn.Module, x: Tensor) -> None:
                          f"input with x.to({weight.dtype}) (or the model with .to({x.dtype}))")
 
 
+def check_num_classes(num_classes: int) -> None:
+    """``num_classes`` is 0 (one energy read-out) or a class head of at least 2 logits."""
+    if num_classes != 0 and num_classes < 2:
+        raise ValueError(f"num_classes must be 0 (no class head) or >= 2, got {num_classes}")
+
+
 class MLPEnergy(nn.Module):
     """Per-point MLP energy ``E(x) = MLP(x.flatten(1))``, input ``(batch, dim)`` -> ``(batch,)``.
 
     ``depth`` hidden layers of ``width`` units, each a linear map followed by the activation, then a
     linear read-out: ``depth=4`` gives the paper's five layers (LeakyReLU slope 0.05, width 32-64).
+
+    ``num_classes = C >= 2`` makes it a classifier read as an energy (JEM, :mod:`anila.objectives.jem`): the
+    read-out gives ``C`` logits ``logits(x)`` ``(batch, C)`` and ``E(x) = -logsumexp_y logits(x)[y]``.
 
     >>> energy = MLPEnergy(dim=2, width=64, depth=4)
     >>> energy(torch.zeros(10, 2)).shape
@@ -43,21 +52,31 @@ class MLPEnergy(nn.Module):
     """
 
     def __init__(self, dim: int = 2, width: int = 64, depth: int = 4, activation: str = "leaky_relu",
-                 negative_slope: float = 0.05):
+                 negative_slope: float = 0.05, num_classes: int = 0):
         super().__init__()
         for name, value in (("dim", dim), ("width", width), ("depth", depth)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        check_num_classes(num_classes)
         make_activation(activation)  # validate the name before building layers
         layers: list[nn.Module] = []
         fan_in = dim
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), make_activation(activation, negative_slope)]
             fan_in = width
-        layers.append(nn.Linear(fan_in, 1))
+        layers.append(nn.Linear(fan_in, max(num_classes, 1)))
         self.net = nn.Sequential(*layers)
-        self.dim = dim
+        self.dim, self.num_classes = dim, num_classes
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The class logits ``(batch, num_classes)`` of a classifier head (``num_classes >= 2``)."""
+        if not self.num_classes:
+            raise ValueError("this MLPEnergy has no class head; build it with num_classes >= 2")
+        check_input_dtype(self, x)
+        return self.net(x.flatten(1))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.num_classes:
+            return -torch.logsumexp(self.logits(x), dim=1)
         check_input_dtype(self, x)
         return self.net(x.flatten(1)).squeeze(-1)

@@ -5,8 +5,10 @@ takes. The loss functions themselves (``(loss, metrics)``) are importable for us
 from anila.objectives.base import Batch, LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss, contrastive_divergence
 from anila.objectives.improved_cd import ImprovedCDLoss, NearestNeighbourBank, kl_term, nearest_neighbour_entropy
+from anila.objectives.jem import JEM, ClassifierEnergy, JEMLoss, jem_loss
 from anila.objectives.mpf import MinimumProbabilityFlow, minimum_probability_flow
 from anila.objectives.nce import GaussianNoise, LogZ, NCELoss, nce_loss, perturbation_nce
+from anila.objectives.recovery import DiffusionRecoveryLikelihood, RecoveryLikelihoodLoss, recovery_likelihood_loss
 from anila.objectives.score_matching import (
     NoiseConditionalEnergy,
     NoiseConditionalMLP,
@@ -39,13 +41,14 @@ from anila.objectives.stein import (
 )
 
 __all__ = [
-    "OBJECTIVES", "AtNoiseLevel", "Batch", "ContrastiveDivergence", "ContrastiveDivergenceLoss",
-    "DenoisingScoreMatching", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "KernelSteinDiscrepancy", "LogZ",
-    "LossOnly", "MinimumProbabilityFlow", "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank",
-    "NoiseConditionalEnergy", "NoiseConditionalMLP", "NoiseContrastiveEstimation", "Objective", "ObjectiveContext",
-    "ObjectiveSpec", "PerturbationNCE", "ScoreMatching", "SlicedScoreMatching", "SteinCritic", "SteinCriticLoss",
-    "VectorFieldCritic", "annealed_langevin", "contrastive_divergence", "denoising_score_matching",
-    "exact_score_matching", "kernel_stein_discrepancy", "kl_term", "ksd_loss", "minimum_probability_flow",
-    "multilevel_dsm", "name_of", "nce_loss", "nearest_neighbour_entropy", "perturbation_nce",
-    "sliced_score_matching",
+    "AtNoiseLevel", "Batch", "ClassifierEnergy", "ContrastiveDivergence", "ContrastiveDivergenceLoss",
+    "DenoisingScoreMatching", "DiffusionRecoveryLikelihood", "GaussianNoise", "ImprovedCD", "ImprovedCDLoss", "JEM",
+    "JEMLoss", "KernelSteinDiscrepancy", "LogZ", "LossOnly", "MinimumProbabilityFlow",
+    "MultilevelDenoisingScoreMatching", "NCELoss", "NearestNeighbourBank", "NoiseConditionalEnergy",
+    "NoiseConditionalMLP", "NoiseContrastiveEstimation", "OBJECTIVES", "Objective", "ObjectiveContext",
+    "ObjectiveSpec", "PerturbationNCE", "RecoveryLikelihoodLoss", "ScoreMatching", "SlicedScoreMatching",
+    "SteinCritic", "SteinCriticLoss", "VectorFieldCritic", "annealed_langevin", "contrastive_divergence",
+    "denoising_score_matching", "exact_score_matching", "jem_loss", "kernel_stein_discrepancy", "kl_term",
+    "ksd_loss", "minimum_probability_flow", "multilevel_dsm", "name_of", "nce_loss", "nearest_neighbour_entropy",
+    "perturbation_nce", "recovery_likelihood_loss", "sliced_score_matching",
 ]

@@ -36,8 +36,10 @@ from anila.objectives.base import LossOnly, Objective, ObjectiveContext, Objecti
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.objectives.cooperative import CooperativeLoss
 from anila.objectives.improved_cd import ImprovedCDLoss
+from anila.objectives.jem import JEM
 from anila.objectives.mpf import MinimumProbabilityFlow
 from anila.objectives.nce import GaussianNoise, NCELoss, perturbation_nce
+from anila.objectives.recovery import DiffusionRecoveryLikelihood
 from anila.objectives.score_matching import (
     PROJECTIONS,
     annealed_langevin,
@@ -389,6 +391,7 @@ OBJECTIVES: dict[str, type[ObjectiveSpec]] = {
     "multilevel_dsm": MultilevelDenoisingScoreMatching,
     "ksd": KernelSteinDiscrepancy, "stein_critic": SteinCritic, "mpf": MinimumProbabilityFlow,
     "adversarial_flow": AdversarialFlow, "adversarial_noisy": AdversarialNoisy, "cooperative": Cooperative,
+    "jem": JEM, "drl": DiffusionRecoveryLikelihood,
 }
 
 

@@ -53,8 +53,13 @@ GRID_IMAGES = 64  # images shown in a sample grid
 
 
 def load_data(config: Config, device: torch.device):
-    """``(data(num, generator) -> batch, toy dataset or None, image tensor or None)`` for the config."""
+    """``(data(num, generator) -> batch, toy dataset or None, image tensor or None)`` for the config; the batch is
+    ``(x, y)`` for an objective with labels (:func:`anila.data.labelled.labelled_data`)."""
     data = config.data
+    if config.objective.needs_labels:  # (x, y) batches, e.g. JEM
+        from anila.data.labelled import labelled_data
+
+        return labelled_data(config, device)
     if data.is_toy:
         dataset = toy_dataset(data.name)
         sample = lambda n, g: dataset.sample(n, generator=g, device=device)  # noqa: E731

@@ -61,10 +61,16 @@ def recipes_of(settings: TimeToQualitySettings) -> tuple[str, ...]:
     return settings.recipes or preset_names()
 
 
-def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float):
-    """Train preset ``recipe`` on a toy for ``budget_s`` process CPU seconds; ``(config, state, row)``."""
-    config = config_from_dict({"preset": recipe, "data": {"name": dataset_name},
-                               "train": {"seed": seed, "iterations": 1}})
+def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float,
+                     overrides: dict | None = None):
+    """Train preset ``recipe`` on a toy for ``budget_s`` process CPU seconds; ``(config, state, row)``.
+
+    ``overrides``: config sections laid over the preset, as in a config file (``{"train": {"lr": 3e-3}}``);
+    the recipe sweep (``benchmarks/recipe_sweep.py``) uses it to measure variants of a preset."""
+    raw: dict = {"preset": recipe, **{k: dict(v) for k, v in (overrides or {}).items()}}
+    raw["data"] = {"name": dataset_name}
+    raw["train"] = {**raw.get("train", {}), "seed": seed, "iterations": 1}
+    config = config_from_dict(raw)
     dataset = toy_dataset(dataset_name)
     torch.manual_seed(seed)
     energy = config.build_energy()

@@ -24,10 +24,22 @@ def test_shipped_presets_resolve_for_toys_and_point_files(tmp_path):
             assert config.build_energy().dim == config.data.event_shape[0]
 
 
-@pytest.mark.parametrize("name", ["langevin", "anila"])
-def test_the_demo_presets_are_the_demo_configs(name):
-    preset = config_from_dict({"preset": name, "data": {"name": "rings"}}).to_dict()
-    assert preset == load_config(CONFIGS / f"demo_rings_{name}.toml").to_dict()
+@pytest.mark.parametrize(("demo", "name"), [("langevin", "recommended"), ("anila", "anila_replay")])
+def test_the_demo_configs_are_their_presets_on_rings(demo, name):
+    """make demo trains the recommended recipe and the AniLA recipe as shipped, only for its own iterations."""
+    config = load_config(CONFIGS / f"demo_rings_{demo}.toml").to_dict()
+    preset = config_from_dict({"preset": name, "data": {"name": "rings"},
+                               "train": {"iterations": config["train"]["iterations"]}}).to_dict()
+    assert config == preset
+
+
+def test_recommended_and_anila_replay_differ_only_in_the_sampler():
+    recommended = config_from_dict({"preset": "recommended", "data": {"name": "rings"}})
+    anila = config_from_dict({"preset": "anila_replay", "data": {"name": "rings"}})
+    assert type(recommended.sampler).__name__ == "Langevin" and type(anila.sampler).__name__ == "AniLA"
+    assert recommended.chains == anila.chains and recommended.chains.init == "replay"
+    assert recommended.train == anila.train and recommended.train.num_steps == 10
+    assert recommended.model == anila.model and recommended.model["activation"] == "silu"
 
 
 def test_hmc_short_run_is_ten_transitions_of_five_leapfrog_steps():

@@ -1,5 +1,5 @@
 # anila: the two set-up commands of the README.
-#   make demo   trains AniLA and Langevin EBMs on the rings toy and compares them (about 3 minutes on 2 CPU cores)
+#   make demo   trains the recommended recipe and AniLA on the rings toy and compares them (about 160 CPU seconds, one thread, plus the install)
 #   make test   runs the test suite
 #   make docs   builds the documentation site into site/ (mkdocs build --strict)
 #   make typecheck  runs mypy over all of src/anila (configured in pyproject.toml; the `typing` extra)

@@ -24,10 +24,22 @@ def test_shipped_presets_resolve_for_toys_and_point_files(tmp_path):
             assert config.build_energy().dim == config.data.event_shape[0]
 
 
-@pytest.mark.parametrize("name", ["langevin", "anila"])
-def test_the_demo_presets_are_the_demo_configs(name):
-    preset = config_from_dict({"preset": name, "data": {"name": "rings"}}).to_dict()
-    assert preset == load_config(CONFIGS / f"demo_rings_{name}.toml").to_dict()
+@pytest.mark.parametrize(("demo", "name"), [("langevin", "recommended"), ("anila", "anila_replay")])
+def test_the_demo_configs_are_their_presets_on_rings(demo, name):
+    """make demo trains the recommended recipe and the AniLA recipe as shipped, only for its own iterations."""
+    config = load_config(CONFIGS / f"demo_rings_{demo}.toml").to_dict()
+    preset = config_from_dict({"preset": name, "data": {"name": "rings"},
+                               "train": {"iterations": config["train"]["iterations"]}}).to_dict()
+    assert config == preset
+
+
+def test_recommended_and_anila_replay_differ_only_in_the_sampler():
+    recommended = config_from_dict({"preset": "recommended", "data": {"name": "rings"}})
+    anila = config_from_dict({"preset": "anila_replay", "data": {"name": "rings"}})
+    assert type(recommended.sampler).__name__ == "Langevin" and type(anila.sampler).__name__ == "AniLA"
+    assert recommended.chains == anila.chains and recommended.chains.init == "replay"
+    assert recommended.train == anila.train and recommended.train.num_steps == 10
+    assert recommended.model == anila.model and recommended.model["activation"] == "silu"
 
 
 def test_hmc_short_run_is_ten_transitions_of_five_leapfrog_steps():
@@ -65,3 +77,16 @@ def test_a_new_preset_is_one_file(tmp_path, monkeypatch):
     assert presets.preset_names() == ("mala_small",)
     config = config_from_dict({"preset": "mala_small", "data": {"name": "8gaussians"}})
     assert type(config.sampler).__name__ == "MALA" and config.train.num_steps == 7
+
+
+def test_a_three_line_config_file_names_a_preset(tmp_path):
+    """``preset = "..."`` at the top of a config file is the preset, not an unknown section."""
+    from anila.config import load_config
+
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "recommended"\n[data]\nname = "rings"\n')
+    config = load_config(path)
+    assert config.chains.init == "replay" and config.train.lr == presets.load_preset("recommended")["train"]["lr"]
+    path.write_text('preset = "nope"\n[data]\nname = "rings"\n')
+    with pytest.raises(ConfigError, match="preset: unknown preset 'nope'"):
+        load_config(path)

@@ -109,6 +109,34 @@ def demo_configs() -> list[str]:
     return [str(folder / name) for name in ("demo_rings_anila.toml", "demo_rings_langevin.toml")]
 
 
+def _long_run_samples(config, run_dir: Path) -> Path:
+    """``samples_long_run.png``: fresh noise run with the training sampler for ``sample_steps(config)`` steps
+    (:func:`anila.train.evaluate_points.sample_steps`: at least 1000).
+
+    A recipe that trains with persistent or replay chains runs only K steps per iteration, continuing old
+    chains; fresh chains need many more steps to reach the model, so ``samples.png`` (K steps from noise)
+    does not show what it learned. This figure does."""
+    import torch
+
+    from anila.data.toy import toy_dataset
+    from anila.train.evaluate_points import sample_steps
+    from anila.train.figures import plot_samples
+    from anila.train.summary import run_title
+    from anila.train.trained import draw_samples, load_trained_energy, sample_settings
+
+    config, energy = load_trained_energy(run_dir)
+    energy.eval()
+    generator = torch.Generator().manual_seed(config.train.seed + 1)
+    steps = sample_steps(config)
+    samples = draw_samples(energy, config.eval.num_samples, sample_settings(config, num_steps=steps),
+                           generator=generator)
+    dataset = toy_dataset(config.data.name)
+    data = dataset.sample(config.eval.num_samples, generator=generator)
+    bound = config.eval.bound or dataset.bound
+    return plot_samples(data, samples, bound, run_dir / "samples_long_run.png",
+                        f"{run_title(config)}; samples: {steps} steps from noise")
+
+
 def _demo(args: argparse.Namespace) -> int:
     import time
 
@@ -127,6 +155,8 @@ def _demo(args: argparse.Namespace) -> int:
         kl = summary.metrics.get("kl_true_model", float("nan"))
         print(f"{name}: {registry.name_of(config.sampler)}, KL(true || learned) = {kl:.4f}, "
               f"TV = {summary.metrics.get('tv', float('nan')):.4f}, {elapsed:.0f} s")
+        if config.chains.init in ("persistent", "replay") and config.data.is_toy:
+            _long_run_samples(config, out / name)
         results.append((name, kl))
     kls = ", ".join(f"{name} {kl:.4f}" for name, kl in results)
     print(f"figures in {out}/<run>/samples.png, density.png and curves.png; final KL(true || learned): {kls}")

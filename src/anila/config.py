@@ -55,7 +55,7 @@ from anila.objectives.base import ObjectiveSpec
 from anila.objectives.score_matching import NoiseConditionalMLP
 from anila.objectives.select import OBJECTIVES
 from anila.objectives.select import name_of as objective_name
-from anila.presets import merge_preset
+from anila.presets import PRESET_KEY, merge_preset
 from anila.samplers import REGISTRY, DualAveraging, name_of
 from anila.train.acceleration import check_device_options
 from anila.train.guard import GuardSettings
@@ -449,7 +449,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = [key for key in raw if key not in SECTIONS]
+    unknown = [key for key in raw if key not in SECTIONS and key != PRESET_KEY]  # preset = "...": a named recipe
     if unknown:  # a misspelt section is the likelier mistake than a missing one: name it first
         raise ConfigError(f"{unknown[0]}: unknown section; valid sections: {', '.join(SECTIONS)}")
     if "data" not in raw and not any(parse_override(t)[0] == "data" for t in overrides):

@@ -11,7 +11,7 @@ lines train on your own data with a recipe:
 
 .. code-block:: toml
 
-    preset = "langevin"
+    preset = "recommended"
     [data]
     name = "points"
     path = "my_points.csv"

@@ -63,21 +63,26 @@ def recipes_of(settings: TimeToQualitySettings) -> tuple[str, ...]:
     return settings.recipes or preset_names()
 
 
-def recipe_config(recipe: str, dataset_name: str, seed: int):
+def recipe_config(recipe: str, dataset_name: str, seed: int, overrides: dict | None = None):
     """The config of ``recipe`` on a toy: a preset name, or the path of a config file (``*.toml``, its
-    ``[data]`` replaced by the toy), with the seed set."""
+    ``[data]`` replaced by the toy), with the seed set. ``overrides``: config sections laid over the recipe, as
+    in a config file (``{"train": {"lr": 3e-3}}``); the recipe sweep (``benchmarks/recipe_sweep.py``) uses it to
+    measure variants of a preset."""
     if recipe.endswith(".toml"):
         raw = tomllib.loads(Path(recipe).read_text())
     else:
         raw = {"preset": recipe}
+    for section, values in (overrides or {}).items():
+        raw[section] = {**raw.get(section, {}), **dict(values)}
     raw = {**raw, "data": {"name": dataset_name}, "train": {**raw.get("train", {}), "seed": seed, "iterations": 1}}
     return config_from_dict(raw)
 
 
-def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float):
-    """Train ``recipe`` (a preset name or a config file) on a toy for ``budget_s`` process CPU seconds;
-    ``(config, state, row)``."""
-    config = recipe_config(recipe, dataset_name, seed)
+def train_for_budget(recipe: str, dataset_name: str, seed: int, budget_s: float,
+                     overrides: dict | None = None):
+    """Train ``recipe`` (a preset name or a config file, with ``overrides``: see :func:`recipe_config`) on a toy
+    for ``budget_s`` process CPU seconds; ``(config, state, row)``."""
+    config = recipe_config(recipe, dataset_name, seed, overrides)
     dataset = toy_dataset(dataset_name)
     torch.manual_seed(seed)
     energy = config.build_energy()

@@ -4,7 +4,8 @@ At the end of a run the folder gets
 
 - ``points.json``: the source file, the split sizes and the standardisation (``mean``, ``scale``) that maps
   model coordinates ``z`` back to data units ``x = mean + scale * z``;
-- ``samples.npy``: ``eval.num_samples`` final samples ``(n, D)`` in data units (the standardisation undone);
+- ``samples.npy``: ``eval.num_samples`` final samples ``(n, D)`` in data units (the standardisation undone),
+  from fresh chains run for :func:`sample_steps` steps;
 - ``summary.json``: ``mmd``, ``energy_distance`` and ``sliced_w2`` of the samples against the held-out points
   (in model coordinates, where every coordinate has unit variance), the same three for the training points
   against the held-out ones (``floor_*``: what a perfect model scores at this sample size), and
@@ -26,6 +27,19 @@ from anila.train.summary import RunSummary, run_title, write_summary
 from anila.train.trained import draw_samples, point_cloud, sample_settings
 
 CORNER_DIMS = 4  # coordinates shown in the corner plot
+
+
+LONG_RUN_STEPS = 1000  #: sampler steps from noise for the samples of a persistent / replay recipe
+
+
+def sample_steps(config) -> int:
+    """Sampler steps for the end-of-run samples, from fresh chain-init noise: the training K for short-run
+    recipes (fresh noise chains, which is what they learn to sample from), and at least
+    :data:`LONG_RUN_STEPS` for persistent and replay chains, which run only K steps per iteration from where
+    they stopped, so fresh chains need many more steps to reach the model."""
+    if config.chains.init in ("persistent", "replay"):
+        return max(config.train.num_steps, LONG_RUN_STEPS)
+    return config.train.num_steps
 
 
 def point_sampler(config, device: torch.device):
@@ -50,7 +64,8 @@ def evaluate_points_run(config, energy: torch.nn.Module, out_dir: Path):
     device = next(energy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.train.seed + 1)
     energy.eval()
-    samples = draw_samples(energy, config.eval.num_samples, sample_settings(config), generator=generator)
+    samples = draw_samples(energy, config.eval.num_samples, sample_settings(config, num_steps=sample_steps(config)),
+                           generator=generator)
     metrics = cloud.metrics(samples.cpu(), generator=torch.Generator().manual_seed(config.train.seed + 3))
     metrics.update({f"floor_{k}": v for k, v in cloud.floor(generator=torch.Generator().manual_seed(0)).items()})
     cloud.write_record(out_dir / "points.json")

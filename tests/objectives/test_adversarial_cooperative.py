@@ -27,12 +27,7 @@ SIGMA = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=DT)
 DATA = Gaussian(MU, SIGMA)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture of tests/conftest.py
 
 
 class Quadratic(nn.Module):

@@ -28,13 +28,7 @@ from anila.objectives.jem import (
 from anila.samplers import Langevin
 from anila.train import TrainSettings, attach_objective, make_train_state, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture of tests/conftest.py
 
 
 def test_the_logsumexp_energy_is_the_classifiers_marginal_by_construction():

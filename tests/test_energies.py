@@ -70,6 +70,25 @@ def test_mlp_energy_shapes_and_validation():
         MLPEnergy(width=0)
 
 
+def test_mlp_base_energy_confines_any_weights_and_leaves_the_classifier_alone():
+    torch.manual_seed(0)
+    free, based = MLPEnergy(dim=50), MLPEnergy(dim=50, base_scale=1.0)
+    based.net.load_state_dict(free.net.state_dict())
+    directions = torch.randn(200, 50)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    far = 100.0 * directions
+    # the MLP alone is asymptotically linear: along some directions it falls (the control), the base never does
+    assert (free(far) < free(torch.zeros(1, 50))).any()
+    assert (based(far) > based(torch.zeros(1, 50)) + 4000).all()  # 100² / 2 = 5000 beats the linear part
+    classifier, based_classifier = MLPEnergy(dim=2, num_classes=3), MLPEnergy(dim=2, num_classes=3, base_scale=0.5)
+    based_classifier.net.load_state_dict(classifier.net.state_dict())
+    x = torch.randn(20, 2)
+    assert torch.allclose(classifier.logits(x).softmax(1), based_classifier.logits(x).softmax(1), atol=1e-6)
+    assert torch.allclose(based_classifier(x) - classifier(x), 2.0 * x.pow(2).sum(1), atol=1e-5)
+    with pytest.raises(ValueError, match="base_scale"):
+        MLPEnergy(dim=2, base_scale=-1.0)
+
+
 def test_energy_must_return_one_value_per_sample():
     with pytest.raises(ValueError, match="one value per sample"):
         energy_and_grad(lambda x: x.sum(), torch.randn(4, 2))

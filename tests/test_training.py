@@ -105,6 +105,24 @@ def test_replay_buffer_reinitialises_the_stated_fraction_and_stores_pushes():
     assert torch.equal(other.chains, buffer.chains)
 
 
+def test_replay_restarts_from_data_take_the_positive_rows():
+    g = torch.Generator().manual_seed(0)
+    chains = ChainInit(init="replay", buffer_size=500, reinit_fraction=0.3, restart="data")
+    buffer = chains.make_buffer(100, (2,), generator=g)
+    buffer.chains.fill_(7.0)
+    x_data = torch.randn(100, 2, generator=g) - 20.0  # recognisable, and unlike the noise
+    x0, _ = chains.initial(x_data, buffer, generator=g)
+    restarted = x0[:, 0] != 7.0
+    assert torch.equal(x0[restarted], x_data[restarted])  # the same rows of the positive batch
+    # 100 Bernoulli(0.3) draws: sd = sqrt(100 * 0.3 * 0.7) ≈ 4.6; allow 4 sd
+    assert abs(restarted.sum().item() - 30) < 4 * 4.6
+    noise_restarts = ChainInit(init="replay", buffer_size=500, reinit_fraction=0.3)
+    x0, _ = noise_restarts.initial(x_data, buffer, generator=g)
+    assert (x0 < -10).sum() == 0  # the negative control: noise restarts never land on these data
+    with pytest.raises(ValueError, match="restart must be one of"):
+        ChainInit(init="replay", restart="uniform")
+
+
 def test_persistent_chains_continue_every_chain():
     chains = PersistentChains(8, (2,), NoiseInit())
     x0, idx = chains.sample(8)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 STRATEGIES = ("noise", "data", "persistent", "replay", "generator")
 NOISE_DISTRIBUTIONS = ("gaussian", "uniform")
+RESTARTS = ("noise", "data")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class NoiseInit:
 
 class ReplayBuffer:
     """A buffer of past chain end points (IGEBM): draws restart from stored states, except a fraction
-    ``reinit_fraction`` of them, which restart from noise. Filled with noise at creation.
+    ``reinit_fraction`` of them, which restart from noise (or from given points: ``sample(..., restarts=)``).
+    Filled with noise at creation.
 
     ``sample(num)`` returns ``(x0, indices)``; after sampling, ``push(x, indices)`` writes the chains' end
     points back. IGEBM used ``capacity = 10000`` and ``reinit_fraction = 0.05``.
@@ -80,12 +82,18 @@ class ReplayBuffer:
         perm = torch.randperm(self.capacity, generator=generator, device=self.chains.device)
         return perm[:num]
 
-    def sample(self, num: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample(self, num: int, generator: torch.Generator | None = None,
+               restarts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``num`` starts from the buffer, a fraction ``reinit_fraction`` of them replaced by fresh points:
+        rows of ``restarts`` (``(num, *event)``, e.g. the positive batch) when given, else noise."""
         indices = self._indices(num, generator)
         x0 = self.chains[indices]
         if self.reinit_fraction > 0:
-            fresh = self.noise.sample(num, self.event_shape, generator=generator, device=x0.device,
-                                      dtype=x0.dtype)
+            if restarts is None:
+                fresh = self.noise.sample(num, self.event_shape, generator=generator, device=x0.device,
+                                          dtype=x0.dtype)
+            else:
+                fresh = restarts.detach().to(x0.dtype)
             u = torch.rand(num, generator=generator, device=x0.device, dtype=x0.dtype)
             restart = (u < self.reinit_fraction).view(-1, *([1] * len(self.event_shape)))
             x0 = torch.where(restart, fresh, x0)
@@ -123,9 +131,16 @@ class ChainInit:
 
     ``init``: ``noise`` (fresh every iteration: short-run EBM and the AniLA experiments), ``data`` (CD-k,
     from the positive batch), ``persistent`` (PCD) or ``replay`` (buffer of ``buffer_size`` with
-    ``reinit_fraction`` restarted from noise) or ``generator`` (the objective supplies the starts, e.g.
-    cooperative learning's generator; :meth:`initial` refuses it). ``noise`` / ``scale`` / ``low`` / ``high``
-    define the noise (for a ``generator`` run: the starts of evaluation chains).
+    ``reinit_fraction`` restarted) or ``generator`` (the objective supplies the starts, e.g. cooperative
+    learning's generator; :meth:`initial` refuses it). ``noise`` / ``scale`` / ``low`` / ``high`` define the
+    noise (for a ``generator`` run: the starts of evaluation chains).
+
+    ``restart`` (replay only): where the restarted fraction starts. ``noise`` (IGEBM) draws fresh noise;
+    ``data`` takes the same rows of the iteration's positive batch. Data restarts are consistent: when the
+    model equals the data distribution, a chain started on a data point is already in equilibrium, so the
+    negatives are unbiased however few steps they get. Noise restarts are biased toward where the noise
+    lands until the chains have mixed; in a few dimensions that bias is mild, but in 10 or more the chains
+    from noise may never reach narrow data modes at all (docs/results/time_to_quality.md).
     """
 
     init: str = "noise"
@@ -135,10 +150,13 @@ class ChainInit:
     high: float = 1.0
     buffer_size: int = 10000
     reinit_fraction: float = 0.05
+    restart: str = "noise"
 
     def __post_init__(self) -> None:
         if self.init not in STRATEGIES:
             raise ValueError(f"init must be one of {', '.join(STRATEGIES)}; got {self.init!r}")
+        if self.restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
         if not 0.0 <= self.reinit_fraction <= 1.0:
@@ -172,4 +190,5 @@ class ChainInit:
                              "chain_starts), and this one does not; use an objective that does (cooperative)")
         if buffer is None:
             raise ValueError(f"chain init {self.init!r} needs the buffer from make_buffer()")
-        return buffer.sample(x_data.shape[0], generator)
+        restarts = x_data if self.init == "replay" and self.restart == "data" else None
+        return buffer.sample(x_data.shape[0], generator, restarts)

@@ -46,17 +46,32 @@ class MLPEnergy(nn.Module):
     ``num_classes = C >= 2`` makes it a classifier read as an energy (JEM, :mod:`anila.objectives.jem`): the
     read-out gives ``C`` logits ``logits(x)`` ``(batch, C)`` and ``E(x) = -logsumexp_y logits(x)[y]``.
 
+    ``base_scale = s > 0`` adds a Gaussian base energy, ``E(x) = MLP(x) + ‖x‖² / (2 s²)``, so that the network
+    learns the log ratio of the density to ``N(0, s² I)``. The MLP grows at most linearly far from the origin
+    (every activation here is asymptotically linear or bounded), so the quadratic term makes ``exp(-E)``
+    normalisable for any weights, and chains started far out always drift back in. Without it, the energy
+    may fall without bound along directions that no negative sample visits; in 50 dimensions that is most
+    of them (``docs/results/time_to_quality.md``, "Point data beyond 2-D"). For standardised data (unit
+    variance per coordinate, as runs on point files are), ``s = 1`` is the moment-matched Gaussian. With a
+    class head the base is subtracted from every logit, which leaves ``p(y | x)`` unchanged.
+
     >>> energy = MLPEnergy(dim=2, width=64, depth=4)
     >>> energy(torch.zeros(10, 2)).shape
     torch.Size([10])
+    >>> based = MLPEnergy(dim=2, base_scale=1.0)
+    >>> x = torch.randn(5, 2)
+    >>> torch.allclose(based(x) - based.net(x).squeeze(-1), 0.5 * x.pow(2).sum(1))
+    True
     """
 
     def __init__(self, dim: int = 2, width: int = 64, depth: int = 4, activation: str = "leaky_relu",
-                 negative_slope: float = 0.05, num_classes: int = 0):
+                 negative_slope: float = 0.05, num_classes: int = 0, base_scale: float = 0.0):
         super().__init__()
         for name, value in (("dim", dim), ("width", width), ("depth", depth)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if not (base_scale >= 0 and base_scale != float("inf")):
+            raise ValueError(f"base_scale must be 0 (no base energy) or a finite number > 0, got {base_scale}")
         check_num_classes(num_classes)
         make_activation(activation)  # validate the name before building layers
         layers: list[nn.Module] = []
@@ -66,17 +81,26 @@ class MLPEnergy(nn.Module):
             fan_in = width
         layers.append(nn.Linear(fan_in, max(num_classes, 1)))
         self.net = nn.Sequential(*layers)
-        self.dim, self.num_classes = dim, num_classes
+        self.dim, self.num_classes, self.base_scale = dim, num_classes, base_scale
+
+    def base(self, x: Tensor) -> Tensor:
+        """The base energy ``‖x‖² / (2 s²)`` ``(batch,)``; zeros when ``base_scale = 0``."""
+        flat = x.flatten(1)
+        if not self.base_scale:
+            return flat.new_zeros(flat.shape[0])
+        return flat.pow(2).sum(1) / (2 * self.base_scale**2)
 
     def logits(self, x: Tensor) -> Tensor:
         """The class logits ``(batch, num_classes)`` of a classifier head (``num_classes >= 2``)."""
         if not self.num_classes:
             raise ValueError("this MLPEnergy has no class head; build it with num_classes >= 2")
         check_input_dtype(self, x)
-        return self.net(x.flatten(1))
+        logits = self.net(x.flatten(1))
+        return logits - self.base(x)[:, None] if self.base_scale else logits
 
     def forward(self, x: Tensor) -> Tensor:
         if self.num_classes:
             return -torch.logsumexp(self.logits(x), dim=1)
         check_input_dtype(self, x)
-        return self.net(x.flatten(1)).squeeze(-1)
+        energy = self.net(x.flatten(1)).squeeze(-1)
+        return energy + self.base(x) if self.base_scale else energy

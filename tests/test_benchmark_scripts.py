@@ -29,6 +29,22 @@ def test_digits_readability_tells_digits_from_noise(tmp_path):
     assert str(tmp_path / "zeros.npy") in fraction  # every file given is scored
 
 
+def test_digits_readability_scores_noisy_references(tmp_path):
+    pytest.importorskip("sklearn.datasets")
+    np.save(tmp_path / "zeros.npy", np.zeros((50, 1, 8, 8)))
+    script = REPO / "benchmarks" / "digits_readability.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "zeros.npy"), "--noisy-references", "0.1,3"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    fraction = {line.split(": ")[0]: float(line.split(": ")[1].split()[0])
+                for line in result.stdout.splitlines() if " read with " in line}
+    clean, mild, heavy = (fraction[f"real digits (held out){tail}"]
+                          for tail in ("", " + N(0, 0.1^2) noise", " + N(0, 3^2) noise"))
+    # Noise of std 3 clipped to [-1, 1] is nearly uniform noise: far less readable than the clean digits.
+    assert heavy < clean - 0.3 and mild <= clean + 0.05
+
+
 def test_peers_skips_absent_libraries_cleanly(tmp_path, monkeypatch, capsys):
     import importlib.util as iu
 

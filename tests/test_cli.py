@@ -152,7 +152,8 @@ def test_every_shipped_config_runs_with_tiny_sizes(config, tmp_path):
     if "buffer_size" in config.read_text():
         tiny.append("chains.buffer_size=16")
     model = tomllib.loads(config.read_text()).get("model", {}).get("name")
-    tiny += {"convnet": ["model.n_f=8"], "resnet": ["model.width=8"]}.get(model, [])
+    tiny += {"convnet": ["model.n_f=8"], "noise_conditional_convnet": ["model.n_f=8"],
+             "resnet": ["model.width=8"]}.get(model, [])
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet",
                  *[arg for item in tiny for arg in ("--set", item)]]) == 0
 

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from anila.energies import ClassConditionalEnergy, ConvNetEnergy, MultiScaleEnergy, ResNetEnergy, energy_and_grad
+from anila.energies import (
+    ClassConditionalEnergy,
+    ConvNetEnergy,
+    MultiScaleEnergy,
+    NoiseConditionalConvNet,
+    ResNetEnergy,
+    energy_and_grad,
+)
 
 
 @pytest.mark.parametrize("size,channels", [(8, 1), (16, 1), (28, 1), (32, 3)])
@@ -44,3 +51,38 @@ def test_class_conditional_energy_marginalises_with_logsumexp():
     x = torch.randn(5, 1, 16, 16)
     per_class = torch.stack([energy.conditional(x, torch.full((5,), k)) for k in range(4)], 1)
     assert torch.allclose(energy(x), -torch.logsumexp(-per_class, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("size,channels", [(8, 1), (16, 1), (28, 1), (32, 3)])
+def test_noise_conditional_convnet_shapes_and_gradients(size, channels):
+    torch.manual_seed(0)
+    energy = NoiseConditionalConvNet(channels, 8, size)
+    x, sigma = torch.randn(3, channels, size, size), torch.tensor([0.05, 0.3, 0.9])
+    e, g = energy_and_grad(lambda z: energy(z, sigma), x)
+    assert e.shape == (3,) and g.shape == x.shape and torch.isfinite(g).all() and g.abs().sum() > 0
+    convs = [m for m in energy.modules() if isinstance(m, torch.nn.Conv2d)]  # the ConvNet's layout, FiLM aside
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (c.in_channels, c.out_channels) for c in ConvNetEnergy(channels, 8, size).modules()
+        if isinstance(c, torch.nn.Conv2d)]
+
+
+def test_noise_conditional_convnet_conditions_on_sigma_row_by_row():
+    """At initialisation the FiLM read-out is zero, so ``σ E(x, σ)`` is free of σ; one optimizer step on a loss
+    that depends on σ makes it depend on σ (the conditioning path carries gradient), and each row only ever sees
+    its own σ."""
+    torch.manual_seed(0)
+    energy = NoiseConditionalConvNet(1, 8, 8)
+    x = torch.randn(4, 1, 8, 8)
+    low, high = torch.full((4,), 0.1), torch.full((4,), 0.8)
+    assert torch.allclose(0.1 * energy(x, low), 0.8 * energy(x, high), atol=1e-6)
+    optimizer = torch.optim.SGD(energy.parameters(), lr=0.1)
+    (energy(x, low).mean() - energy(x, high).mean()).backward()
+    film = energy.embed[-1].weight
+    assert film.grad is not None and film.grad.abs().sum() > 0
+    optimizer.step()
+    assert not torch.allclose(0.1 * energy(x, low), 0.8 * energy(x, high), atol=1e-4)
+    mixed = torch.tensor([0.1, 0.8, 0.1, 0.8])
+    rows = torch.cat([energy(x[i:i + 1], mixed[i:i + 1]) for i in range(4)])
+    assert torch.allclose(energy(x, mixed), rows, atol=1e-5)
+    with pytest.raises(ValueError, match="embed_width must be >= 1"):
+        NoiseConditionalConvNet(1, 8, 8, embed_width=0)

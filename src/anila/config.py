@@ -5,8 +5,9 @@ A config has eight sections; each maps onto one library object, whose constructo
     [data]     name = a toy data set, points (your own file: path, key, standardize, holdout), or an image set
                (digits | mnist | mnist5k | cifar10 | folder) with root, image_size, split, noise_std
                                                           -> anila.data.toy_dataset / PointCloud / image_dataset
-    [model]    name = mlp | convnet | resnet + that class's arguments -> the energy (``dim``, ``in_channels``
-               and ``image_size`` come from the data)
+    [model]    name = mlp | convnet | resnet | noise_conditional_mlp | noise_conditional_convnet + that class's
+               arguments -> the energy (``dim``, ``in_channels`` and ``image_size`` come from the data; the
+               noise-conditional ``E(x, σ)`` go with multilevel_dsm and drl)
     [sampler]  name = a registered sampler (anila.samplers.REGISTRY) + that sampler's fields; adapt = true
                (Metropolis samplers) tunes step_size across iterations toward target_accept
     [chains]   ChainInit's fields (init = noise | data | persistent | replay | generator, ...)
@@ -50,8 +51,9 @@ from anila.data.points import PointDataError, load_points_cached
 from anila.data.toy import TOY_DATASETS
 from anila.energies.conv import ConvNetEnergy, ResNetEnergy
 from anila.energies.networks import MLPEnergy
+from anila.energies.noise_conditional import NoiseConditionalConvNet
 from anila.errors import ConfigError
-from anila.objectives.base import ObjectiveSpec
+from anila.objectives.base import NOISE_CONDITIONAL_MODELS, ObjectiveSpec
 from anila.objectives.score_matching import NoiseConditionalMLP
 from anila.objectives.select import OBJECTIVES
 from anila.objectives.select import name_of as objective_name
@@ -62,8 +64,9 @@ from anila.train.guard import GuardSettings
 from anila.train.loop import TrainSettings, resolve_device
 
 ENERGIES: dict[str, type[nn.Module]] = {"mlp": MLPEnergy, "convnet": ConvNetEnergy, "resnet": ResNetEnergy,
-                                         "noise_conditional_mlp": NoiseConditionalMLP}
-POINT_MODELS = ("mlp", "noise_conditional_mlp")
+                                         "noise_conditional_mlp": NoiseConditionalMLP,
+                                         "noise_conditional_convnet": NoiseConditionalConvNet}
+POINT_MODELS = ("mlp", "noise_conditional_mlp")  # the others take images
 DERIVED_MODEL_KEYS = ("dim", "in_channels", "image_size")
 IMAGE_SIZES = {"mnist": 28, "mnist5k": 28, "cifar10": 32}
 LABELLED_DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
@@ -371,12 +374,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     chains = _construct("chains", ChainInit, _checked_kwargs("chains", ChainInit, sections["chains"]))
     _, objective_cls, objective_values = _named("objective", {"name": "cd", **sections["objective"]}, OBJECTIVES)
     objective = _construct("objective", objective_cls, _checked_kwargs("objective", objective_cls, objective_values))
-    paired = {spec.model: name for name, spec in OBJECTIVES.items() if spec.model is not None}
-    if model_name in paired or objective.model is not None:
-        if objective.model != model_name:
-            name = paired.get(model_name) or sections["objective"].get("name")
-            raise ConfigError(f"objective.name: {name} and model.name = {objective.model or model_name} go "
-                              "together; use both or neither")
+    _check_model_fits(objective, model_name, data)
     if objective.needs_smooth_energy and model.get("activation", "leaky_relu") not in SMOOTH_ACTIVATIONS:
         raise ConfigError(f"objective.name: {sections['objective']['name']} uses second derivatives of the energy, "
                           f"which are zero for a piecewise-linear network; set model.activation to one of "
@@ -397,6 +395,23 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     guard = _construct("guard", GuardSettings, _checked_kwargs("guard", GuardSettings, sections["guard"]))
     return Config(data=data, model=model, sampler=sampler, chains=chains, train=train, eval=eval_,
                   objective=objective, guard=guard, adaptation=adaptation)
+
+
+def _check_model_fits(objective: ObjectiveSpec, model_name: str, data: DataConfig) -> None:
+    """The model against the objective's declared ``models`` (:class:`~anila.objectives.base.ObjectiveSpec`): a
+    noise-conditional objective and a noise-conditional model go together, and an objective that names its models
+    (JEM: a class head) takes no other. Only the models that fit the data (points or images) are named."""
+    name = objective_name(objective)
+    kind = [m for m in objective.models or () if (m in POINT_MODELS) == data.is_points] or list(objective.models or ())
+    if objective.noise_conditional and model_name not in (objective.models or ()):
+        raise ConfigError(f"objective.name: {name} and model.name = {' or '.join(kind)} go together; use both or "
+                          "neither")
+    if objective.models is not None and model_name not in objective.models:
+        raise ConfigError(f"model.name: {name} takes model.name = {' or '.join(kind)}; got {model_name!r}")
+    if objective.models is None and model_name in NOISE_CONDITIONAL_MODELS:
+        takers = [n for n, spec in OBJECTIVES.items() if model_name in (spec.models or ())]
+        raise ConfigError(f"objective.name: {' or '.join(takers)} and model.name = {model_name} go together; use "
+                          "both or neither")
 
 
 def _sampler(values: dict[str, Any]) -> tuple[Any, DualAveraging | None]:

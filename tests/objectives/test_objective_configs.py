@@ -111,3 +111,18 @@ def test_improved_cd_config_errors(change, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw)
     assert message in str(info.value)
+
+
+def test_multilevel_dsm_trains_and_samples_the_noise_conditional_convnet_on_images(tmp_path):
+    import numpy as np
+
+    from anila.train.run import run_training
+
+    raw = {"data": {"name": "digits", "image_size": 8}, "model": {"name": "noise_conditional_convnet", "n_f": 4},
+           "objective": {"name": "multilevel_dsm", "steps_per_level": 2},
+           "train": {"iterations": 2, "batch_size": 8, "log_every": 1}, "eval": {"num_samples": 4}}
+    run_training(config_from_dict(raw), tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
+    assert main(["sample", str(tmp_path), "--num", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (3, 1, 8, 8)

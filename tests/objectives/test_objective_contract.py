@@ -57,7 +57,7 @@ def spec_of(name: str) -> ObjectiveSpec:
 
 def energy_for(spec: ObjectiveSpec) -> torch.nn.Module:
     torch.manual_seed(0)
-    if spec.model == "noise_conditional_mlp":
+    if spec.noise_conditional:
         return NoiseConditionalMLP(dim=2, width=16, depth=2)
     return MLPEnergy(dim=2, width=16, depth=2, activation="silu", num_classes=2 if spec.needs_labels else 0)
 
@@ -198,3 +198,18 @@ def test_the_guard_covers_auxiliary_modules_and_their_optimizers():
     assert [e["event"] for e in events] == ["step_rejected"] and "the loss is nan" in events[0]["reason"]
     assert state.iteration == 4 and torch.isfinite(state.objective.log_z.log_z)
     assert [group["lr"] for optimizer in state.optimizers() for group in optimizer.param_groups] == [5e-3, 5e-3]
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_the_declared_models_are_registered_and_fit_noise_conditional(name):
+    """``models`` names registered networks; a noise-conditional objective takes exactly the noise-conditional
+    models (points and images), and every other objective none of them."""
+    from anila.config import ENERGIES
+    from anila.objectives.base import NOISE_CONDITIONAL_MODELS
+
+    spec = OBJECTIVES[name]
+    assert set(spec.models or ()) <= set(ENERGIES) and set(NOISE_CONDITIONAL_MODELS) <= set(ENERGIES)
+    if spec.noise_conditional:
+        assert spec.models == NOISE_CONDITIONAL_MODELS
+    else:
+        assert not set(spec.models or ()) & set(NOISE_CONDITIONAL_MODELS)

@@ -52,6 +52,9 @@ import torch
 from torch import Tensor, nn
 
 Metrics = dict[str, Tensor]
+#: The ``model.name`` values of noise-conditional energies ``E(x, σ)`` (registered in ``anila.config.ENERGIES``): the
+#: ``models`` of every ``noise_conditional`` objective, and accepted by no other objective.
+NOISE_CONDITIONAL_MODELS = ("noise_conditional_mlp", "noise_conditional_convnet")
 DataSampler = Callable[[int, torch.Generator], Tensor]  #: ``data(n, generator) -> (n, *event)``
 LossFunction = Callable[[nn.Module, Tensor, torch.Generator | None], tuple[Tensor, Metrics]]
 
@@ -158,15 +161,17 @@ class ObjectiveSpec:
 
     ``uses_sampler``: training needs MCMC negatives (the config then checks the sampler and chains).
     ``needs_smooth_energy``: the loss differentiates the energy twice (the config refuses a ReLU-like
-    activation). ``model``: a model that goes with this objective only, and it with that model only (the
-    noise-conditional network of multilevel DSM). Subclasses are frozen dataclasses whose fields are the config
-    keys, and implement :meth:`build`."""
+    activation). ``models``: the ``model.name`` values this objective accepts (``None``: any model but a
+    noise-conditional one). ``noise_conditional``: the energy is ``E(x, σ)``; such an objective names the
+    noise-conditional models in ``models`` (:data:`NOISE_CONDITIONAL_MODELS`, point and image), and those models
+    go with such objectives only (the config checks both ways). Subclasses are frozen dataclasses whose fields are
+    the config keys, and implement :meth:`build`."""
 
     uses_sampler: ClassVar[bool] = False
     needs_smooth_energy: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = False  #: the loss uses ``Batch.y``: the run's data sampler gives labels too
     supplies_chain_starts: ClassVar[bool] = False  #: its objective starts the chains (``chains.init = "generator"``)
-    model: ClassVar[str | None] = None  #: the ``model.name`` this objective needs and that needs it (None: any)
+    models: ClassVar[tuple[str, ...] | None] = None  #: the ``model.name`` values it accepts (None: any plain energy)
     noise_conditional: ClassVar[bool] = False  #: the energy is ``E(x, σ)``, not one energy of ``x``
     sampling: ClassVar[str | None] = None  #: the objective's own sampling procedure, by name (None: the sampler)
 

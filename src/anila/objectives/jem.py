@@ -162,6 +162,7 @@ class JEM(ObjectiveSpec):
     conditional_noise_scale: float = 0.01
     uses_sampler: ClassVar[bool] = True
     needs_labels: ClassVar[bool] = True
+    models: ClassVar[tuple[str, ...] | None] = ("mlp", "convnet")  #: the networks with a class head (num_classes)
 
     def __post_init__(self) -> None:
         if not (self.generative_weight >= 0 and self.conditional_weight >= 0):
@@ -171,11 +172,6 @@ class JEM(ObjectiveSpec):
             raise ValueError(f"conditional_steps must be >= 1, conditional_step_size > 0 and conditional_noise_scale "
                              f">= 0; got {self.conditional_steps}, {self.conditional_step_size}, "
                              f"{self.conditional_noise_scale}")
-
-    def check(self, *, model_name: str, chain_init: str, is_points: bool, num_steps: int) -> None:
-        if model_name not in ("mlp", "convnet"):
-            raise ValueError(f"model.name: jem reads a classifier head (model.num_classes) of mlp or convnet; got "
-                             f"{model_name!r}")
 
     def build(self, context: ObjectiveContext) -> Objective:
         """Check the class head (``model.num_classes``) against the data's labels (a probe batch drawn with its

@@ -18,9 +18,28 @@ on the conditional started at ``x_{t+1}`` (Gao et al.: ``T = 6`` levels, 30 step
 ``h_t = (b σ_t)²``; Algorithm 1). Sampling is the cascade (Algorithm 2): ``x_T ~ N(0, I)``, then for ``t = T-1``
 down to 0 a chain on ``p(x_t | x_{t+1})``. The density of the data is ``exp(-E(x, 0))``.
 
-Here the energy is :class:`~anila.objectives.score_matching.NoiseConditionalMLP` ``E(x, s)`` with the level
-``t`` read as ``s = σ_t``; every iteration draws one level per data point (uniform over ``0 .. T-1``), so one
-chain of ``num_steps`` steps trains all levels at once.
+Here the energy is a noise-conditional network ``E(x, s)`` (``model.name = "noise_conditional_mlp"``,
+:class:`~anila.objectives.score_matching.NoiseConditionalMLP`, for points; ``"noise_conditional_convnet"``,
+:class:`~anila.energies.noise_conditional.NoiseConditionalConvNet`, for images) with the level ``t`` read as
+``s = σ_t``; every iteration draws one level per data point (uniform over ``0 .. T-1``), so one chain of
+``num_steps`` steps trains all levels at once.
+
+Bounded data (images in ``[-1, 1]``): ``clamp = [low, high]`` clips the level-0 chains to the data range after
+every step, in training and in the cascade's last level, as the CD configs' samplers clamp their chains. The
+levels ``t >= 1`` are never clipped: ``x_t = ā_t x_0 + sqrt(1 - ā_t²) ε`` is the data plus Gaussian noise, which
+has no bounded range.
+
+>>> from anila.energies.noise_conditional import NoiseConditionalConvNet
+>>> g = torch.Generator().manual_seed(0)
+>>> energy = NoiseConditionalConvNet(in_channels=1, n_f=4, image_size=8)
+>>> spec = DiffusionRecoveryLikelihood(num_levels=3, num_steps=2, clamp=(-1.0, 1.0))
+>>> x0 = torch.rand(16, 1, 8, 8, generator=g) * 2 - 1
+>>> loss, metrics = RecoveryLikelihoodLoss(spec).loss(energy, Batch(x0), g)
+>>> bool(torch.isfinite(loss)), sorted(metrics)
+(True, ['energy_gap', 'energy_neg', 'energy_pos'])
+>>> x = spec.sample(energy, torch.randn(4, 1, 8, 8, generator=g), g)
+>>> x.shape, bool(x.abs().max() <= 1)
+(torch.Size([4, 1, 8, 8]), True)
 """
 
 from __future__ import annotations
@@ -31,7 +50,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from anila.objectives.base import Batch, Metrics, Objective, ObjectiveContext, ObjectiveSpec
+from anila.objectives.base import (
+    NOISE_CONDITIONAL_MODELS,
+    Batch,
+    Metrics,
+    Objective,
+    ObjectiveContext,
+    ObjectiveSpec,
+)
 
 
 def schedule(sigma_min: float, sigma_max: float, num_levels: int) -> tuple[Tensor, Tensor]:
@@ -61,14 +87,17 @@ def diffuse(x0: Tensor, t: Tensor, a: Tensor, sigma: Tensor, generator: torch.Ge
 
 
 def recovery_langevin(energy: nn.Module, x_next: Tensor, t: Tensor, a: Tensor, sigma: Tensor, *, num_steps: int,
-                      step_factor: float, generator: torch.Generator | None = None) -> Tensor:
+                      step_factor: float, generator: torch.Generator | None = None,
+                      clamp: tuple[float, float] | None = None) -> Tensor:
     """Langevin on ``p(x_t | x_{t+1})`` (per point, level ``t`` ``(n,)``) from ``x_{t+1}``: ``num_steps`` steps
     ``x' = x - h/2 ∇U + sqrt(h) ξ`` with ``U(x) = E(x, σ_t) + ‖x_{t+1} - a_t x‖² / (2σ_t²)`` and ``h = (step_factor
-    σ_t)²``. Returns the detached final state ``(n, *event)``; the energy's parameters get no gradient."""
+    σ_t)²``. ``clamp = (low, high)``: the rows at level 0 are clipped to that range after every step (the other
+    levels never are). Returns the detached final state ``(n, *event)``; the energy's parameters get no gradient."""
     view = (-1,) + (1,) * (x_next.dim() - 1)
     a_t, s_t = a[t].to(x_next.dtype), sigma[t].to(x_next.dtype)
     h = (step_factor * s_t).pow(2).view(view)
     a_v, s2 = a_t.view(view), s_t.pow(2).view(view)
+    bounds = None if clamp is None else (clamp, (t == 0).view(view))  # the range, and the rows at level 0
     x = x_next.detach()
     for _ in range(num_steps):
         x = x.requires_grad_(True)
@@ -76,6 +105,9 @@ def recovery_langevin(energy: nn.Module, x_next: Tensor, t: Tensor, a: Tensor, s
         grad = grad - a_v * (x_next - a_v * x) / s2
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = (x - 0.5 * h * grad + h.sqrt() * noise).detach()
+        if bounds is not None:
+            (low, high), rows = bounds
+            x = torch.where(rows, x.clamp(low, high), x)
     return x
 
 
@@ -111,7 +143,7 @@ class RecoveryLikelihoodLoss(Objective):
         t = torch.randint(0, spec.num_levels, (len(x0),), generator=generator, device=x0.device)
         x_t, x_next = diffuse(x0, t, a, sigma, generator)
         x_neg = recovery_langevin(energy, x_next, t, a, sigma, num_steps=spec.num_steps,
-                                  step_factor=spec.step_factor, generator=generator)
+                                  step_factor=spec.step_factor, generator=generator, clamp=spec.clamp)
         return recovery_likelihood_loss(energy, x_t, x_neg, t, sigma)
 
 
@@ -132,7 +164,9 @@ class DiffusionRecoveryLikelihood(ObjectiveSpec):
     ``σ_t`` geometric from ``sigma_min`` to ``sigma_max``, trained by ``num_steps`` Langevin steps per chain on
     ``p(x_t | x_{t+1})`` at step ``(step_factor σ_t)²``; sampled by the cascade from ``x_T ~`` the chains' noise
     (``chains.noise = "gaussian"``, ``scale = 1``) with ``sampling_steps`` steps per level (default
-    ``num_steps``). Needs ``model.name = "noise_conditional_mlp"``; the density is ``E(x, σ_0)``."""
+    ``num_steps``); ``clamp = [low, high]`` clips the level-0 chains to the data range (images: ``[-1, 1]``).
+    Needs ``model.name = "noise_conditional_mlp"`` (points) or ``"noise_conditional_convnet"`` (images); the
+    density is ``E(x, σ_0)``."""
 
     num_levels: int = 6
     sigma_min: float = 0.1
@@ -140,7 +174,8 @@ class DiffusionRecoveryLikelihood(ObjectiveSpec):
     num_steps: int = 30
     step_factor: float = 0.5
     sampling_steps: int | None = None
-    model: ClassVar[str | None] = "noise_conditional_mlp"
+    clamp: tuple[float, float] | None = None
+    models: ClassVar[tuple[str, ...] | None] = NOISE_CONDITIONAL_MODELS
     noise_conditional: ClassVar[bool] = True
     sampling: ClassVar[str | None] = "recovery cascade"
 
@@ -153,6 +188,8 @@ class DiffusionRecoveryLikelihood(ObjectiveSpec):
                              f"sigma_t^2)); got {self.sigma_min}, {self.sigma_max}")
         if not self.step_factor > 0:
             raise ValueError(f"step_factor must be > 0, got {self.step_factor}")
+        if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
+            raise ValueError(f"clamp must be [low, high] with low < high, got {list(self.clamp)}")
 
     def build(self, context: ObjectiveContext) -> Objective:
         return RecoveryLikelihoodLoss(self)
@@ -167,7 +204,7 @@ class DiffusionRecoveryLikelihood(ObjectiveSpec):
         for level in reversed(range(self.num_levels)):
             t = torch.full((len(x),), level, device=x.device, dtype=torch.long)
             x = recovery_langevin(energy, x, t, a, sigma, num_steps=steps, step_factor=self.step_factor,
-                                  generator=generator)
+                                  generator=generator, clamp=self.clamp)
         return x
 
     def density_energy(self, energy: nn.Module) -> nn.Module:

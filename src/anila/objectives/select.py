@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from anila.energies.generators import CouplingFlow, LatentGenerator
 from anila.objectives.adversarial import AdversarialFlowLoss, NoisySamplerLoss
-from anila.objectives.base import LossOnly, Objective, ObjectiveContext, ObjectiveSpec
+from anila.objectives.base import NOISE_CONDITIONAL_MODELS, LossOnly, Objective, ObjectiveContext, ObjectiveSpec
 from anila.objectives.contrastive import ContrastiveDivergenceLoss
 from anila.objectives.cooperative import CooperativeLoss
 from anila.objectives.improved_cd import ImprovedCDLoss
@@ -219,15 +219,16 @@ class AtNoiseLevel(nn.Module):
 class MultilevelDenoisingScoreMatching(ObjectiveSpec):
     """Multi-noise-level DSM (section 4.4, NCSN): σ²-weighted DSM over ``num_levels`` geometric noise levels from
     ``sigma_max`` to ``sigma_min``, for a noise-conditional energy ``E(x, σ)`` (``model.name =
-    "noise_conditional_mlp"``). Samples come from annealed Langevin, ``steps_per_level`` steps per level with
-    step ``sampling_step_size · σ_l² / σ_min²`` (default ``sampling_step_size = σ_min²``)."""
+    "noise_conditional_mlp"``, or ``"noise_conditional_convnet"`` for images). Samples come from annealed
+    Langevin, ``steps_per_level`` steps per level with step ``sampling_step_size · σ_l² / σ_min²`` (default
+    ``sampling_step_size = σ_min²``)."""
 
     sigma_max: float = 1.0
     sigma_min: float = 0.05
     num_levels: int = 8
     steps_per_level: int = 50
     sampling_step_size: float | None = None
-    model: ClassVar[str | None] = "noise_conditional_mlp"
+    models: ClassVar[tuple[str, ...] | None] = NOISE_CONDITIONAL_MODELS
     noise_conditional: ClassVar[bool] = True
     sampling: ClassVar[str | None] = "annealed Langevin"
 

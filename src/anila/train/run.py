@@ -368,8 +368,9 @@ def evaluate_image_run(config: Config, energy: torch.nn.Module, images: torch.Te
     samples = draw_samples(energy, min(GRID_IMAGES, config.eval.num_samples), sample_settings(config),
                            generator=generator)
     shown = images[torch.randperm(len(images), generator=generator, device=device)[:GRID_IMAGES]]
+    density = config.objective.density_energy(energy)  # a noise-conditional energy: E(x, σ_min)
     with torch.no_grad():
-        metrics = {"energy_data": float(energy(shown).mean()), "energy_samples": float(energy(samples).mean())}
+        metrics = {"energy_data": float(density(shown).mean()), "energy_samples": float(density(samples).mean())}
     title = run_title(config)
     summary = RunSummary(out_dir=out_dir, metrics=metrics, figures=[
         plot_image_grid(shown, out_dir / "data.png", f"{config.data.name}: data"),

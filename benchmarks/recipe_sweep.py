@@ -112,6 +112,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "anila_replay_k10_step0.05": ("anila", {"chains": REPLAY, "sampler": {"step_size": 0.05},
                                             "train": {"num_steps": 10}}),
     "anila_sr_k20": ("anila", {"train": {"num_steps": 20}}),
+    # the second sweep (data restarts, EMA, the step), on the recommended preset as shipped now: Langevin 0.01,
+    # replay with data restarts, EMA 0.999; each variant undoes or changes one or two of those
+    "rec_as_first_chosen": ("recommended", {"sampler": {"step_size": 0.02}, "chains": {"restart": "noise"},
+                                            "train": {"ema_decay": 0.0}}),
+    "rec_step0.02_data_noema": ("recommended", {"sampler": {"step_size": 0.02}, "train": {"ema_decay": 0.0}}),
+    "rec_step0.02_data_reinit0.2_noema": ("recommended", {"sampler": {"step_size": 0.02},
+                                                          "chains": {"reinit_fraction": 0.2},
+                                                          "train": {"ema_decay": 0.0}}),
+    "rec_step0.02_noise_ema0.995": ("recommended", {"sampler": {"step_size": 0.02}, "chains": {"restart": "noise"},
+                                                    "train": {"ema_decay": 0.995}}),
+    "rec_step0.02_ema0.995": ("recommended", {"sampler": {"step_size": 0.02}, "train": {"ema_decay": 0.995}}),
+    "rec_step0.02": ("recommended", {"sampler": {"step_size": 0.02}}),
+    "rec_step0.014": ("recommended", {"sampler": {"step_size": 0.014}}),
+    "rec": ("recommended", {}),
+    "rec_step0.005": ("recommended", {"sampler": {"step_size": 0.005}}),
+    "rec_mala_l2_0.01": ("recommended", {"sampler": {"name": "mala", "step_size": 0.02, "adapt": True,
+                                                     "target_accept": 0.57}, "train": {"l2_reg": 0.01}}),
 }
 
 

@@ -1,5 +1,5 @@
 # anila: the two set-up commands of the README.
-#   make demo   trains the recommended recipe and AniLA on the rings toy and compares them (about 160 CPU seconds, one thread, plus the install)
+#   make demo   trains the recommended recipe and AniLA on the rings toy and compares them (about 2 minutes of CPU on one thread, plus the install)
 #   make test   runs the test suite
 #   make docs   builds the documentation site into site/ (mkdocs build --strict)
 #   make typecheck  runs mypy over all of src/anila (configured in pyproject.toml; the `typing` extra)

@@ -121,6 +121,8 @@ def test_replay_restarts_from_data_take_the_positive_rows():
     assert (x0 < -10).sum() == 0  # the negative control: noise restarts never land on these data
     with pytest.raises(ValueError, match="restart must be one of"):
         ChainInit(init="replay", restart="uniform")
+    with pytest.raises(ValueError, match="applies to init"):
+        ChainInit(init="persistent", restart="data")
 
 
 def test_persistent_chains_continue_every_chain():

@@ -157,6 +157,9 @@ class ChainInit:
             raise ValueError(f"init must be one of {', '.join(STRATEGIES)}; got {self.init!r}")
         if self.restart not in RESTARTS:
             raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
+        if self.restart != "noise" and self.init != "replay":
+            raise ValueError(f"restart = {self.restart!r} applies to init = \"replay\" only (init is {self.init!r}); "
+                             "drop restart or use the replay buffer")
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
         if not 0.0 <= self.reinit_fraction <= 1.0:

@@ -76,7 +76,7 @@ def test_plot_refuses_a_folder_without_metrics(tmp_path, capsys):
 
 def test_readme_makefile_and_demo_configs_give_one_demo_time():
     repo = Path(__file__).resolve().parents[1]
-    assert "take about 160 CPU seconds" in (repo / "README.md").read_text()
-    assert "about 160 CPU seconds" in (repo / "Makefile").read_text()
+    assert "the two runs take about 2 minutes of CPU" in (repo / "README.md").read_text()
+    assert "about 2 minutes of CPU on one thread" in (repo / "Makefile").read_text()
     for name in ("demo_rings_anila.toml", "demo_rings_langevin.toml"):
-        assert "about 160 CPU seconds for the two" in (repo / "configs" / name).read_text()
+        assert "about 2 minutes of CPU for the two" in (repo / "configs" / name).read_text()

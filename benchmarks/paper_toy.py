@@ -25,7 +25,7 @@ import torch
 
 from anila.data.toy import toy_dataset
 from anila.metrics.density import cell_log_prob, density_divergences, grid_log_prob, sample_divergences
-from anila.train.run import draw_samples, load_trained_energy
+from anila.train.trained import draw_samples, load_trained_energy, sample_settings
 
 
 def score_run(run: Path, num: int, long_steps: int, truth_cells, log_true, bound: float) -> tuple[dict, dict]:
@@ -34,9 +34,9 @@ def score_run(run: Path, num: int, long_steps: int, truth_cells, log_true, bound
     log_model = grid_log_prob(lambda x: -energy(x), bound, 256).detach()
     d = density_divergences(log_true, log_model)
     g = torch.Generator().manual_seed(1)
-    short = draw_samples(config, energy, num, generator=g)
+    short = draw_samples(energy, num, sample_settings(config), generator=g)
     g = torch.Generator().manual_seed(1)
-    long = draw_samples(config, energy, num, num_steps=long_steps, generator=g)
+    long = draw_samples(energy, num, sample_settings(config, num_steps=long_steps), generator=g)
     s_short = sample_divergences(short, None, bound, truth=truth_cells)
     s_long = sample_divergences(long, None, bound, truth=truth_cells)
     row = {"run": run.name, "K": config.train.num_steps, "kl_true_model": round(d["kl_pq"], 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,20 @@ def test_peers_skips_absent_libraries_cleanly(tmp_path, monkeypatch, capsys):
     assert "ebmkit is not installed" in out and "torchebm is not installed" in out
     table = (tmp_path / "peers.md").read_text()
     assert "| anila:langevin | 1 | 0 |" in table and "ebmkit" not in table
+
+
+def test_paper_toy_scores_a_trained_rings_run(tmp_path):
+    """benchmarks/paper_toy.py on a 20-iteration rings run: the table and the figure are written."""
+    run = tmp_path / "run"
+    config = tmp_path / "rings.toml"
+    config.write_text('preset = "recommended"\n[data]\nname = "rings"\n[train]\niterations = 20\ncheckpoint_every = 20\n'
+                      '[eval]\nnum_samples = 50\ngrid_resolution = 16\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "anila", "train", str(config), "--out", str(run), "--quiet"],
+                   check=True, capture_output=True, env=env)
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "paper_toy.py"), str(run), "--num", "200",
+                             "--long-steps", "20", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| run |" in result.stdout or "| label |" in result.stdout
+    assert (tmp_path / "out" / "paper_toy.png").stat().st_size > 1000

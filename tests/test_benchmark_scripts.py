@@ -70,7 +70,8 @@ def test_paper_toy_scores_a_trained_rings_run(tmp_path):
     """benchmarks/paper_toy.py on a 20-iteration rings run: the table and the figure are written."""
     run = tmp_path / "run"
     config = tmp_path / "rings.toml"
-    config.write_text('preset = "recommended"\n[data]\nname = "rings"\n[train]\niterations = 20\ncheckpoint_every = 20\n'
+    config.write_text('preset = "recommended"\n[data]\nname = "rings"\n'
+                      '[train]\niterations = 20\ncheckpoint_every = 20\n'
                       '[eval]\nnum_samples = 50\ngrid_resolution = 16\n')
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "anila", "train", str(config), "--out", str(run), "--quiet"],

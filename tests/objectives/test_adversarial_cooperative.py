@@ -11,40 +11,17 @@ import math
 
 import pytest
 import torch
+from gaussian_target import DATA, DT, MU, SIGMA, Quadratic
 from torch import nn
 
 from anila.config import config_from_dict
-from anila.energies.analytic import Gaussian
 from anila.energies.generators import CouplingFlow, LatentGenerator
 from anila.errors import ConfigError
 from anila.objectives import OBJECTIVES, Batch, ObjectiveContext, contrastive_divergence
 from anila.objectives.adversarial import noisy_entropy_surrogate
 from anila.samplers import Langevin, run_chains
 
-DT = torch.float64
-MU = torch.tensor([1.0, -0.5], dtype=DT)
-SIGMA = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=DT)
-DATA = Gaussian(MU, SIGMA)
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture of tests/conftest.py
-
-
-class Quadratic(nn.Module):
-    """``E(x) = ½ (x - m)ᵀ P (x - m)``, ``P = L Lᵀ + 1e-6 I``, starting at ``m = 0``, ``P = I``."""
-
-    def __init__(self):
-        super().__init__()
-        self.m = nn.Parameter(torch.zeros(2, dtype=DT))
-        self.raw = nn.Parameter(torch.eye(2, dtype=DT))
-
-    def precision(self) -> torch.Tensor:
-        chol = torch.tril(self.raw)
-        return chol @ chol.T + 1e-6 * torch.eye(2, dtype=DT)
-
-    def forward(self, x):
-        diff = x - self.m
-        return 0.5 * ((diff @ self.precision()) * diff).sum(1)
 
 
 def _built(name: str, energy: nn.Module, seed: int = 0, lr: float = 0.02, **settings):

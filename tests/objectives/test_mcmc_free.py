@@ -10,10 +10,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from gaussian_target import DATA, DT, MU, SIGMA, Quadratic, rel_error
 from torch import nn
 
 from anila.energies import GaussianMixture, MLPEnergy
-from anila.energies.analytic import Gaussian
 from anila.metrics import energy_grid_divergences
 from anila.objectives.nce import GaussianNoise, nce_loss, perturbation_nce
 from anila.objectives.score_matching import (
@@ -26,40 +26,7 @@ from anila.objectives.score_matching import (
     sliced_score_matching,
 )
 
-DT = torch.float64
-MU = torch.tensor([1.0, -0.5], dtype=DT)
-SIGMA = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=DT)  # correlation 0.67
-DATA = Gaussian(MU, SIGMA)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: intra-op threads only add overhead, and on a busy 2-core runner their
-    spin-waiting made this file 5-10x slower (measured). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Quadratic(nn.Module):
-    """``E(x) = ½ (x - m)ᵀ P (x - m)`` with learnable ``m`` and ``P = L Lᵀ + 1e-6 I`` (``L`` lower triangular).
-
-    No constant term, so its exact log normaliser is ``½ log det(2π P⁻¹)``.
-    """
-
-    def __init__(self, dim: int = 2):
-        super().__init__()
-        self.m = nn.Parameter(torch.zeros(dim, dtype=DT))
-        self.raw = nn.Parameter(torch.eye(dim, dtype=DT))
-
-    def precision(self) -> torch.Tensor:
-        chol = torch.tril(self.raw)
-        return chol @ chol.T + 1e-6 * torch.eye(self.m.numel(), dtype=DT)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        diff = x - self.m
-        return 0.5 * ((diff @ self.precision()) * diff).sum(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the shared fixture of tests/conftest.py
 
 
 def _fixed_quadratic():
@@ -68,10 +35,6 @@ def _fixed_quadratic():
         model.m.copy_(torch.tensor([0.3, -0.2], dtype=DT))
         model.raw.copy_(torch.tensor([[1.4, 0.0], [0.4, 0.9]], dtype=DT))
     return model
-
-
-def _rel(a, b):
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
 def _log_normaliser(precision):
@@ -191,7 +154,7 @@ def test_consistent_objectives_recover_the_gaussian(name):
     # perturbation NCE (scale 0.5) 0.028 / 0.020, NCE 0.015 / 0.029. Tolerances are about twice the worst.
     m, P, log_z = _fit_quadratic(CONSISTENT[name], learn_log_z=name == "nce")
     assert float(torch.linalg.norm(m - MU)) < 0.06
-    assert _rel(P, torch.linalg.inv(SIGMA)) < 0.05
+    assert rel_error(P, torch.linalg.inv(SIGMA)) < 0.05
     if name == "nce":
         # NCE also learns the normaliser. Max over seeds of |log Z - ½ log det(2π P⁻¹)| at the learned P:
         # 0.0049; of |log Z - ½ log det(2πΣ)| (the truth, 1.4274): 0.015.
@@ -206,8 +169,8 @@ def test_dsm_recovers_the_noise_convolved_gaussian_not_the_data():
     m, P, _ = _fit_quadratic(lambda model, x, g, log_z: denoising_score_matching(model, x, sigma=sigma, generator=g))
     noisy_precision = torch.linalg.inv(SIGMA + sigma**2 * torch.eye(2, dtype=DT))
     assert float(torch.linalg.norm(m - MU)) < 0.05
-    assert _rel(P, noisy_precision) < 0.02
-    assert _rel(P, torch.linalg.inv(SIGMA)) > 0.5
+    assert rel_error(P, noisy_precision) < 0.02
+    assert rel_error(P, torch.linalg.inv(SIGMA)) > 0.5
 
 
 # ------------------------------------------------------------------------------- MLP direction tests

@@ -8,6 +8,7 @@ Tolerances come from 10 seeds (0-9) of the same run, recorded next to each check
 
 import pytest
 import torch
+from gaussian_target import rel_error
 from torch import nn
 
 from anila.config import config_from_dict
@@ -99,10 +100,6 @@ def _train(seed: int, iterations: int = 400, **settings):
     return spec, energy
 
 
-def _rel(a, b):
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
-
-
 @pytest.mark.slow
 def test_the_level_zero_energy_recovers_the_gaussian_and_the_cascade_samples_it():
     """Over seeds 0-9 the precision of E(x, σ_0) was within 0.022-0.093 (relative Frobenius error) of Σ⁻¹ and its
@@ -111,13 +108,13 @@ def test_the_level_zero_energy_recovers_the_gaussian_and_the_cascade_samples_it(
     against the largest of 5 MMDs between held-out and fresh data (seed 0: -0.0008 against 0.0013)."""
     spec, energy = _train(0)
     target = torch.linalg.inv(SIGMA)
-    assert _rel(energy.precision(0).detach(), target) < 0.15
+    assert rel_error(energy.precision(0).detach(), target) < 0.15
     assert float(torch.linalg.norm(energy.m[0].detach() - MU)) < 0.12
     a, _ = schedule(spec.sigma_min, spec.sigma_max, spec.num_levels)
     abar = torch.prod(a[:-1])
     top = torch.linalg.inv(abar**2 * SIGMA + (1 - abar**2) * torch.eye(2, dtype=DT))
-    assert _rel(energy.precision(5).detach(), top) < 0.15
-    assert _rel(energy.precision(5).detach(), target) > 0.5
+    assert rel_error(energy.precision(5).detach(), top) < 0.15
+    assert rel_error(energy.precision(5).detach(), target) > 0.5
 
     g = torch.Generator().manual_seed(7)
     noise = torch.randn(1000, 2, generator=g, dtype=DT)

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from gaussian_target import DATA, DT, MU, SIGMA, Quadratic, rel_error
 
 from anila.config import config_from_dict
 from anila.energies.analytic import Gaussian
@@ -28,32 +29,7 @@ from anila.objectives.stein import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DT = torch.float64
-MU = torch.tensor([1.0, -0.5], dtype=DT)
-SIGMA = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=DT)  # the Gaussian of test_mcmc_free.py
-DATA = Gaussian(MU, SIGMA)
 PRECISION = torch.linalg.inv(SIGMA)
-
-
-class Quadratic(torch.nn.Module):
-    """``E(x) = ½ (x - m)ᵀ P (x - m)``, learnable ``m`` and ``P = L Lᵀ + 1e-6 I`` (as in test_mcmc_free.py)."""
-
-    def __init__(self, dim: int = 2):
-        super().__init__()
-        self.m = torch.nn.Parameter(torch.zeros(dim, dtype=DT))
-        self.raw = torch.nn.Parameter(torch.eye(dim, dtype=DT))
-
-    def precision(self) -> torch.Tensor:
-        chol = torch.tril(self.raw)
-        return chol @ chol.T + 1e-6 * torch.eye(self.m.numel(), dtype=DT)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        diff = x - self.m
-        return 0.5 * ((diff @ self.precision()) * diff).sum(1)
-
-
-def _rel(a, b):
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
 # ------------------------------------------------------------------------------------ KSD as a measurement
@@ -184,7 +160,7 @@ def test_objective_recovers_the_gaussian(name):
     settings, mean_tolerance, precision_tolerance = RECOVERY[name]
     m, P = _fit(name, **settings)
     assert float(torch.linalg.norm(m - MU)) < mean_tolerance
-    assert _rel(P, PRECISION) < precision_tolerance
+    assert rel_error(P, PRECISION) < precision_tolerance
 
 
 def test_a_critic_that_does_not_learn_does_not_recover_the_gaussian():
@@ -192,7 +168,7 @@ def test_a_critic_that_does_not_learn_does_not_recover_the_gaussian():
     # uninformative field and runs away: over seeds 0-11 |m - μ| was 10.5-13.8 and the relative precision
     # error 48-66 (65 at seed 0).
     _, P = _fit("stein_critic", batch=256, lr=0.02, critic_lr=1e-12)
-    assert _rel(P, PRECISION) > 0.3
+    assert rel_error(P, PRECISION) > 0.3
 
 
 def test_mpf_langevin_exponent_is_half_the_mala_log_ratio():
